@@ -62,7 +62,7 @@ def build_backbone(name, hr_size=64, weights=None, tiny_width=32):
     x = inputs
     for i, mult in enumerate((1, 2, 4, 4)):
       x = layers.Conv2D(tiny_width * mult, 3, strides=2, padding="same", name=f"tiny_conv{i + 1}")(x)
-      x = layers.BatchNormalization(name=f"tiny_bn{i + 1}")(x)
+      x = layers.BatchNormalization(momentum=0.9, name=f"tiny_bn{i + 1}")(x)
       x = layers.LeakyReLU(0.2, name=f"tiny_act{i + 1}")(x)
     return keras.Model(inputs, x, name="backbone_tiny")
   apps = {"vgg19": keras.applications.VGG19, "resnet50": keras.applications.ResNet50,

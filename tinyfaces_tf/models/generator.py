@@ -33,9 +33,19 @@ def _conv(filters, kernel, name, strides=1, transpose=False):
              kernel_initializer=_conv_init(), bias_initializer="zeros")
 
 
+# Momentum 0.9 (SRGAN implementations' decay) rather than Keras' 0.99: with the papers' N(0, 0.02)
+# init the pre-BN activations are tiny, and 0.99 leaves the moving variance near its initial 1.0
+# for thousands of steps, so inference-mode outputs would lag far behind training-mode ones.
+BN_MOMENTUM = 0.9
+
+
+def _bn(name):
+  return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
 def _conv_bn_act(x, filters, kernel, name, strides=1, transpose=False, act="relu"):
   x = _conv(filters, kernel, name, strides, transpose)(x)
-  x = layers.BatchNormalization(name=f"{name}_bn")(x)
+  x = _bn(f"{name}_bn")(x)
   if act == "prelu":
     return layers.PReLU(shared_axes=[1, 2], name=f"{name}_prelu")(x)
   return layers.ReLU(name=f"{name}_relu")(x)
@@ -47,7 +57,7 @@ def _residual_stack(x, units, width, name, act):
   for i in range(units):
     y = _conv_bn_act(x, width, 3, f"{name}_unit{i}_conv1", act=act)
     y = _conv(width, 3, f"{name}_unit{i}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_unit{i}_conv2_bn")(y)
+    y = _bn(f"{name}_unit{i}_conv2_bn")(y)
     x = layers.Add(name=f"{name}_unit{i}_add")([x, y])
     if act == "relu":
       x = layers.ReLU(name=f"{name}_unit{i}_relu")(x)
@@ -87,7 +97,7 @@ def _mtgan(inputs, config):
   head = x = layers.PReLU(shared_axes=[1, 2], name="conv_in_prelu")(x)
   x = _residual_stack(x, config.residual_units, w, "res", "prelu")
   x = _conv(w, 3, "conv_mid")(x)
-  x = layers.BatchNormalization(name="conv_mid_bn")(x)
+  x = _bn("conv_mid_bn")(x)
   x = layers.Add(name="long_skip")([head, x])  # SRGAN's long skip, which MTGAN's G follows
   for i in range(_num_doublings(config.scale)):
     x = _conv_bn_act(x, uw, 3, f"deconv{i + 1}", strides=2, transpose=True, act="prelu")
