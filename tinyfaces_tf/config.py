@@ -91,3 +91,12 @@ def get_preset(name):
   if name not in PRESETS:
     raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
   return PRESETS[name]
+
+
+def from_dict(d):
+  """Inverse of dataclasses.asdict for an ExperimentConfig (e.g. a run's config.json)."""
+  optimizer = dict(d["optimizer"], decay_epochs=tuple(d["optimizer"]["decay_epochs"]))
+  return ExperimentConfig(generator=GeneratorConfig(**d["generator"]),
+                          discriminator=DiscriminatorConfig(**d["discriminator"]),
+                          loss=LossConfig(**d["loss"]), optimizer=OptimizerConfig(**optimizer),
+                          train=TrainConfig(**d["train"]), context=d["context"])

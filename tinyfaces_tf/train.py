@@ -174,6 +174,8 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
       steps=gan_step(), pretrain_steps=pre_step(), seconds=time.time() - start,
       rois_per_second=(steps_run * tc.batch_size / gan_seconds) if steps_run else 0.0,
       metrics={k: float(v[-1]) for k, v in history.items()}, resumed_from=resumed_from)
+  with open(os.path.join(out_dir, "config.json"), "w") as f:
+    json.dump(dataclasses.asdict(config), f, indent=2)
   with open(os.path.join(out_dir, "train_result.json"), "w") as f:
     json.dump(dataclasses.asdict(result), f, indent=2)
   return result, gan
@@ -188,3 +190,20 @@ def synthetic_dataset(batch_size, seed=0, hr_size=64, scale=4, num_classes=1):
           "hr": hr, "label": (np.arange(n) % (max(num_classes, 2))).astype(np.int32),
           "box_target": rng.normal(0, 0.5, (n, 4)).astype(np.float32)}
   return tf.data.Dataset.from_tensor_slices(data).repeat().batch(batch_size, drop_remainder=True)
+
+
+def restore_models(run_dir, checkpoint=None):
+  """(generator, discriminator, config) of a run directory: config.json + its latest checkpoint."""
+  from tinyfaces_tf import config as config_lib
+  path = os.path.join(run_dir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path}: not a run directory (no config.json)")
+  with open(path) as f:
+    cfg = config_lib.from_dict(json.load(f))
+  generator, discriminator = build_models(cfg)
+  checkpoint = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+  if not checkpoint:
+    raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to restore")
+  tf.train.Checkpoint(generator=generator, discriminator=discriminator).restore(
+      checkpoint).expect_partial()
+  return generator, discriminator, cfg
