@@ -64,9 +64,13 @@ def detect_image(generator, discriminator, image, proposals, proposal_scores, co
   order = tf.argsort(proposal_scores, direction="DESCENDING", stable=True)[:config.max_rois]
   proposals = tf.gather(proposals, order)
   proposal_scores = tf.gather(proposal_scores, order)
-  _, lr = rois_lib.crop_rois_with_context(image, proposals, config.context, config.hr_size,
+  # One dummy RoI is appended and dropped again: Keras batch norm rejects an empty batch, and a
+  # graph-safe detect must accept images without proposals.
+  n = tf.shape(proposals)[0]
+  padded = tf.concat([proposals, tf.constant([[0.0, 0.0, 1.0, 1.0]])], axis=0)
+  _, lr = rois_lib.crop_rois_with_context(image, padded, config.context, config.hr_size,
                                           config.scale)
-  out = score_rois(generator, discriminator, lr)
+  out = {k: v[:n] for k, v in score_rois(generator, discriminator, lr).items()}
   scores = out["face_prob"]
   if config.score_fusion == "product":
     scores = scores * proposal_scores

@@ -1,0 +1,1 @@
+"""Evaluation: the official WIDER FACE protocol (wider), FDDB discrete ROC (fddb), COCO AP (coco)."""

@@ -1,0 +1,82 @@
+"""Detection on one image and the SavedModel round trip."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tinyfaces_tf import detect
+from tinyfaces_tf import export
+from tinyfaces_tf import models
+from tinyfaces_tf.data import rois
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+  g = models.build_generator("tinyfaces", width=8, upsample_width=8, residual_units=1)
+  d = models.build_discriminator("tiny", tiny_width=8)
+  return g, d
+
+
+def scene(seed=0):
+  rng = np.random.default_rng(seed)
+  image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+  boxes = np.array([[10, 12, 40, 50], [80, 30, 120, 70], [100, 90, 130, 118], [0, 0, 20, 20]],
+                   np.float32)
+  scores = np.array([0.9, 0.3, 0.8, 0.5], np.float32)
+  return image, boxes, scores
+
+
+def test_detect_matches_independent_pipeline(tiny_models):
+  g, d = tiny_models
+  image, boxes, scores = scene()
+  cfg = detect.DetectConfig(context=2.0, nms_iou=0.99)
+  out_boxes, out_scores = detect.Detector(g, d, cfg)(image, boxes, scores)
+  # Independent recomputation: crop -> G -> D -> sigmoid, decode, sort by score.
+  _, lr = rois.crop_rois_with_context(image, boxes, 2.0)
+  dout = d(g(lr)["sr"])
+  probs = 1 / (1 + np.exp(-dout["cls_logits"].numpy()[:, 0]))
+  refined = detect.box_ops.clip_to_image(detect.box_ops.decode(dout["box_deltas"], boxes), 120,
+                                         160).numpy()
+  assert np.all(np.diff(out_scores) <= 0)  # highest score first
+  # Pair each output with the reference RoI it came from (the boxes are far apart).
+  index = [int(np.argmin(np.abs(refined - b).sum(1))) for b in out_boxes]
+  assert sorted(index) == [0, 1, 2, 3]
+  np.testing.assert_allclose(out_boxes, refined[index], rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(out_scores, probs[index], rtol=1e-4, atol=1e-5)
+  fused = detect.Detector(g, d, detect.DetectConfig(score_fusion="product", nms_iou=0.99))
+  _, fused_scores = fused(image, boxes, scores)
+  np.testing.assert_allclose(np.sort(fused_scores), np.sort(probs * scores), rtol=1e-4, atol=1e-5)
+
+
+def test_detect_handles_no_proposals_and_nms(tiny_models):
+  g, d = tiny_models
+  image, _, _ = scene()
+  b, s = detect.Detector(g, d)(image, np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+  assert b.shape == (0, 4) and s.shape == (0,)
+  # Two identical proposals: NMS keeps one.
+  box = np.array([[20, 20, 60, 60]] * 2, np.float32)
+  b, s = detect.Detector(g, d, detect.DetectConfig(refine_boxes=False))(image, box, [0.5, 0.5])
+  assert len(b) == 1
+
+
+def test_export_round_trip(tiny_models, tmp_path):
+  g, d = tiny_models
+  image, boxes, scores = scene(1)
+  path = export.export_saved_model(g, d, str(tmp_path / "export"), context=2.0)
+  loaded = tf.saved_model.load(path)
+  assert set(loaded.signatures) >= {"score_rois", "detect"}
+  lr = np.random.default_rng(0).uniform(-1, 1, (5, 16, 16, 3)).astype(np.float32)
+  served = loaded.signatures["score_rois"](lr=tf.constant(lr))
+  reference = detect.score_rois(g, d, lr)
+  for key in ("sr", "face_prob", "real_prob", "box_deltas"):
+    np.testing.assert_allclose(served[key], reference[key], rtol=1e-4, atol=1e-5)
+  served = loaded.signatures["detect"](image=tf.constant(image), boxes=tf.constant(boxes),
+                                      scores=tf.constant(scores))
+  ref_boxes, ref_scores = detect.Detector(g, d)(image, boxes, scores)
+  np.testing.assert_allclose(served["boxes"], ref_boxes, rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(served["scores"], ref_scores, rtol=1e-4, atol=1e-5)
+  via_wrapper = export.SavedModelDetector(path)(image, boxes, scores)
+  np.testing.assert_allclose(via_wrapper[1], ref_scores, rtol=1e-4, atol=1e-5)
+  with pytest.raises((TypeError, ValueError), match="(?i)dtype|float|uint8"):
+    loaded.detect(tf.constant(image, tf.float32), tf.constant(boxes), tf.constant(scores))
+  with pytest.raises((TypeError, ValueError)):
+    loaded.score_rois(tf.constant(lr[0]))  # rank 3 instead of 4

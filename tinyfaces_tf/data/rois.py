@@ -1,0 +1,461 @@
+"""RoIs: labelling, sampling, context crops, LR/HR patches and regression targets (SPEC section 5).
+
+Boxes are continuous pixel ``x1, y1, x2, y2`` (pixel i covers [i, i + 1)).
+
+Training (``sample_training_rois`` / ``make_training_examples``): proposals of a baseline detector
+are labelled face (IoU >= 0.5 with a valid face), background (IoU < 0.35 with every face, valid or
+not) or ignored; ground-truth-jittered positives and random background windows are added, the
+backgrounds topped up to ``background_ratio`` (journal 4.2: 1,626,328 non-faces for 1,075,968
+faces, ~1.5) per positive. Training and detection then share ``crop_rois_with_context``: the RoI
+scaled by the context factor m about its centre, padded where it leaves the image, resized to the
+HR patch, and bicubic-down-sampled x4 to the LR patch.
+"""
+import dataclasses
+import functools
+import math
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tinyfaces_tf import boxes as box_ops
+from tinyfaces_tf.imaging import to_model_range
+
+
+@dataclasses.dataclass(frozen=True)
+class RoiConfig:
+  """RoI sampling and patch settings.
+
+  Attributes:
+    context: crop window = RoI scaled by this factor about its centre (journal 3.5; x2.0 chosen).
+    hr_size: HR patch side (64).
+    scale: LR = HR down-sampled by this factor (4 -> 16x16).
+    fg_iou: IoU with a valid face at or above which a RoI is a face.
+    bg_iou: max IoU with all faces (valid or not) below which a RoI is background.
+    jitter_per_face: ground-truth-jittered positives per valid face.
+    jitter_shift: max centre shift of a jittered box, as a fraction of the face's width / height.
+    jitter_scale: max size factor (width and height independently, in [1/s, s]) of a jittered box.
+    background_ratio: backgrounds per positive RoI (journal: ~1.5).
+    num_background: fixed background count per image instead of the ratio (None: use the ratio).
+    min_background: backgrounds per image at least (face-less images still give negatives).
+    hard_background_fraction: share of random backgrounds drawn next to a face (shifted /
+      rescaled face boxes with IoU < bg_iou: partial faces, hair, neck); the rest are placed
+      uniformly over the image. Either kind takes its size from a random face of the image.
+    background_size_range: side range (log-uniform) of random backgrounds in face-less images.
+    max_rois: RoIs per image at most (positives and backgrounds subsampled keeping the ratio).
+    keep_ignored: also return the ignored proposals (label -1); the training pipeline drops them.
+    pad_value: value (model range [-1, 1]) where a context window leaves the image; 0.0 is
+      mid-grey, the zero input of the networks.
+    antialias: crop large windows from a 2x image pyramid so shrinking does not alias.
+    max_attempts: candidate draws per wanted jittered / background box before giving up.
+  """
+  context: float = 2.0
+  hr_size: int = 64
+  scale: int = 4
+  fg_iou: float = 0.5
+  bg_iou: float = 0.35
+  jitter_per_face: int = 1
+  jitter_shift: float = 0.2
+  jitter_scale: float = 1.25
+  background_ratio: float = 1.5
+  num_background: Optional[int] = None
+  min_background: int = 2
+  hard_background_fraction: float = 0.5
+  background_size_range: tuple = (10.0, 100.0)
+  max_rois: int = 256
+  keep_ignored: bool = False
+  pad_value: float = 0.0
+  antialias: bool = True
+  max_attempts: int = 20
+
+  def __post_init__(self):
+    if self.context <= 0:
+      raise ValueError(f"RoiConfig.context must be > 0, got {self.context}")
+    if self.hr_size < 1 or self.scale < 1 or self.hr_size % self.scale:
+      raise ValueError(f"RoiConfig.hr_size ({self.hr_size}) must be a positive multiple of "
+                       f"scale ({self.scale})")
+    if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:
+      raise ValueError(f"RoiConfig needs 0 <= bg_iou <= fg_iou <= 1, got bg_iou={self.bg_iou}, "
+                       f"fg_iou={self.fg_iou}")
+    if self.jitter_scale < 1.0 or self.jitter_shift < 0.0:
+      raise ValueError(f"RoiConfig needs jitter_scale >= 1 and jitter_shift >= 0, got "
+                       f"{self.jitter_scale}, {self.jitter_shift}")
+    if not 0.0 <= self.hard_background_fraction <= 1.0:
+      raise ValueError("RoiConfig.hard_background_fraction must be in [0, 1], got "
+                       f"{self.hard_background_fraction}")
+    if self.max_rois < 1:
+      raise ValueError(f"RoiConfig.max_rois must be >= 1, got {self.max_rois}")
+    if not -1.0 <= self.pad_value <= 1.0:
+      raise ValueError(f"RoiConfig.pad_value is in model range [-1, 1], got {self.pad_value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Crops (TF only: used inside tf.function / SavedModel signatures).
+
+def context_windows(rois, context):
+  """RoIs [..., 4] scaled by ``context`` about their centres (the crop windows)."""
+  rois = tf.cast(rois, tf.float32)
+  context = tf.cast(context, tf.float32)
+  cx = 0.5 * (rois[..., 0] + rois[..., 2])
+  cy = 0.5 * (rois[..., 1] + rois[..., 3])
+  half_w = 0.5 * context * (rois[..., 2] - rois[..., 0])
+  half_h = 0.5 * context * (rois[..., 3] - rois[..., 1])
+  return tf.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1)
+
+
+def _sample_centres(lo, hi, size):
+  """Continuous coordinates [N, size] of `size` evenly spaced sample centres over [lo, hi)."""
+  steps = (tf.range(size, dtype=tf.float32) + 0.5) / size
+  return lo[:, None] + steps[None, :] * (hi - lo)[:, None]
+
+
+def _crop_level(image, windows, size, pad_value):
+  """Bilinear crops [N, size, size, C] of `windows` (continuous coords of `image`).
+
+  The image gets a 1-pixel edge-replicated border so samples within half a pixel of the image
+  edge (inside the image, but beyond the outermost pixel centre) interpolate towards the edge
+  pixel instead of towards `extrapolation_value`; the caller paints the padding afterwards.
+  """
+  padded = tf.pad(image, [[1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+  # crop_and_resize: normalised 0 / 1 are the first / last pixel CENTRES of the padded image and
+  # the `size` samples include both ends. Sample j's centre is x1 + (j + 0.5) * w / size in
+  # continuous coords = that - 0.5 + 1 (border) in padded pixel-index coords.
+  height = tf.cast(tf.shape(image)[0], tf.float32)
+  width = tf.cast(tf.shape(image)[1], tf.float32)
+  x1, y1, x2, y2 = tf.unstack(windows, axis=-1)
+  step_x = (x2 - x1) / size
+  step_y = (y2 - y1) / size
+  first_x = x1 + 0.5 * step_x + 0.5
+  last_x = x1 + (size - 0.5) * step_x + 0.5
+  first_y = y1 + 0.5 * step_y + 0.5
+  last_y = y1 + (size - 0.5) * step_y + 0.5
+  normalised = tf.stack([first_y / (height + 1.0), first_x / (width + 1.0),
+                         last_y / (height + 1.0), last_x / (width + 1.0)], axis=-1)
+  return tf.image.crop_and_resize(
+      padded[None], normalised, tf.zeros([tf.shape(windows)[0]], tf.int32), [size, size],
+      method="bilinear", extrapolation_value=pad_value)
+
+
+def crop_rois_with_context(image, rois, context, hr_size=64, scale=4, pad_value=0.0,
+                           antialias=True, max_levels=6):
+  """HR and LR patches of each RoI's context window; the one crop path of training and detection.
+
+  The window is the RoI scaled by `context` about its centre; `hr_size` x `hr_size` samples at
+  the window's evenly spaced sample centres are bilinearly interpolated (pixel i covers
+  [i, i + 1), its value sits at i + 0.5). Samples whose centre lies outside the image get
+  `pad_value` (model range; 0.0 = mid-grey). With `antialias`, a window whose sample step
+  exceeds 2 pixels is cropped from a 2x2-box-filtered image pyramid level where the step is in
+  [1, 2) (mip-mapping), so shrinking large faces does not alias. LR is
+  ``tf.image.resize(hr, [hr_size // scale] * 2, "bicubic", antialias=True)`` clipped to [-1, 1]:
+  MATLAB's imresize, which the papers' data preparation used, anti-aliases when down-sampling
+  and saturates to the uint8 range.
+
+  Args:
+    image: uint8 [H, W, 3] image (tensor or array; float in [0, 255] is accepted).
+    rois: float [N, 4] boxes x1, y1, x2, y2 (N may be 0).
+    context: window scale factor m (journal 3.5: 1.0 ... 4.0).
+    hr_size: HR side.
+    scale: HR / LR side ratio.
+    pad_value: model-range value outside the image.
+    antialias: use the image pyramid for windows larger than 2 * hr_size pixels.
+    max_levels: pyramid levels beyond the image (shrink factor up to 2**max_levels).
+
+  Returns:
+    (hr float32 [N, hr_size, hr_size, C], lr float32 [N, hr_size // scale, hr_size // scale, C]),
+    both in the model range [-1, 1].
+  """
+  if hr_size % scale:
+    raise ValueError(f"hr_size ({hr_size}) must be a multiple of scale ({scale})")
+  image = to_model_range(tf.convert_to_tensor(image))
+  image.shape.assert_has_rank(3)
+  rois = tf.reshape(tf.cast(rois, tf.float32), [-1, 4])
+  windows = context_windows(rois, context)
+  x1, y1, x2, y2 = tf.unstack(windows, axis=-1)
+  height = tf.cast(tf.shape(image)[0], tf.float32)
+  width = tf.cast(tf.shape(image)[1], tf.float32)
+
+  if antialias and max_levels > 0:
+    # Level l halves the image l times; its continuous coords are level-0 coords / 2**l
+    # (avg_pool SAME pads odd sizes at the end only and averages the valid pixels).
+    min_step = tf.minimum(x2 - x1, y2 - y1) / hr_size
+    level = tf.math.floor(tf.math.log(tf.maximum(min_step, 1.0)) / math.log(2.0))
+    level = tf.cast(tf.clip_by_value(level, 0.0, float(max_levels)), tf.int32)
+    indices, crops = [], []
+    pyramid = image
+    for l in range(max_levels + 1):
+      if l:
+        pyramid = tf.nn.avg_pool2d(pyramid[None], 2, 2, "SAME")[0]
+      idx = tf.cast(tf.where(tf.equal(level, l))[:, 0], tf.int32)
+      indices.append(idx)
+      crops.append(_crop_level(pyramid, tf.gather(windows, idx) / float(2 ** l), hr_size,
+                               pad_value))
+    hr = tf.dynamic_stitch(indices, crops)
+    hr = tf.reshape(hr, [-1, hr_size, hr_size, image.shape[-1] or tf.shape(image)[-1]])
+  else:
+    hr = _crop_level(image, windows, hr_size, pad_value)
+
+  # Padding exactly where a sample centre leaves the image (separable per RoI).
+  xs = _sample_centres(x1, x2, hr_size)
+  ys = _sample_centres(y1, y2, hr_size)
+  inside_x = (xs >= 0.0) & (xs < width)
+  inside_y = (ys >= 0.0) & (ys < height)
+  inside = inside_y[:, :, None, None] & inside_x[:, None, :, None]
+  hr = tf.where(inside, hr, tf.constant(pad_value, tf.float32))
+  lr_size = hr_size // scale
+  lr = tf.image.resize(hr, [lr_size, lr_size], method="bicubic", antialias=True)
+  return hr, tf.clip_by_value(lr, -1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labelling and sampling (NumPy, training side).
+
+def _as_boxes(boxes, what):
+  if boxes is None:
+    return np.zeros((0, 4), np.float32)
+  boxes = np.asarray(boxes, np.float32)
+  if boxes.size == 0:
+    return np.zeros((0, 4), np.float32)
+  if boxes.ndim != 2 or boxes.shape[1] < 4:
+    raise ValueError(f"{what} must be [N, 4] x1, y1, x2, y2 boxes, got shape {boxes.shape}")
+  return boxes[:, :4]
+
+
+def _widths_heights(boxes):
+  return boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+
+
+def label_proposals(proposals, gt_boxes, gt_valid=None, fg_iou=0.5, bg_iou=0.35):
+  """Labels RoIs against the ground truth (SPEC section 5).
+
+  Face (1): IoU >= `fg_iou` with a valid face. Background (0): IoU < `bg_iou` with every face,
+  valid or not. Anything else is ignored (-1).
+
+  Args:
+    proposals: [N, 4] boxes.
+    gt_boxes: [G, 4] faces.
+    gt_valid: [G] bool (WIDER's `invalid` flag negated); None = all valid.
+
+  Returns:
+    labels int32 [N]; matched int32 [N] (index into `gt_boxes` of the best valid face for faces,
+    -1 otherwise); ious float32 [N] (best IoU with a valid face, 0 without one).
+  """
+  proposals = _as_boxes(proposals, "proposals")
+  gt_boxes = _as_boxes(gt_boxes, "gt_boxes")
+  valid = (np.ones(len(gt_boxes), bool) if gt_valid is None
+           else np.asarray(gt_valid, bool).reshape(-1))
+  if len(valid) != len(gt_boxes):
+    raise ValueError(f"gt_valid has {len(valid)} entries for {len(gt_boxes)} gt_boxes")
+  n = len(proposals)
+  iou = box_ops.iou_matrix(proposals, gt_boxes).numpy().reshape(n, len(gt_boxes))
+  max_all = iou.max(axis=1) if len(gt_boxes) else np.zeros(n, np.float32)
+  valid_iou = np.where(valid[None, :], iou, -1.0)
+  if valid.any():
+    best = valid_iou.argmax(axis=1).astype(np.int32)
+    ious = valid_iou[np.arange(n), best].astype(np.float32)
+  else:
+    best = np.full(n, -1, np.int32)
+    ious = np.zeros(n, np.float32)
+  labels = np.full(n, -1, np.int32)
+  labels[max_all < bg_iou] = 0
+  labels[ious >= fg_iou] = 1
+  matched = np.where(labels == 1, best, -1).astype(np.int32)
+  return labels, matched, ious
+
+
+def _paired_iou(a, b):
+  """IoU of a[i] with b[i] (NumPy, [N, 4] each)."""
+  iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+  ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+  inter = iw * ih
+  area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+  union = area(a) + area(b) - inter
+  return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _boxes_from_centres(cx, cy, w, h):
+  return np.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], axis=-1)
+
+
+def jitter_positives(faces, count, config, rng):
+  """Up to `count` random shifts / rescalings per face, each with IoU >= fg_iou with its face.
+
+  Returns (boxes [M, 4] float32, face index [M] int32 into `faces`), grouped by face.
+  """
+  faces = _as_boxes(faces, "faces")
+  if count <= 0 or not len(faces):
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.int32)
+  draws = count * config.max_attempts
+  w, h = _widths_heights(faces)
+  cx = faces[:, 0] + 0.5 * w
+  cy = faces[:, 1] + 0.5 * h
+  shift = config.jitter_shift
+  log_s = math.log(config.jitter_scale)
+  shape = (len(faces), draws)
+  ncx = cx[:, None] + rng.uniform(-shift, shift, shape) * w[:, None]
+  ncy = cy[:, None] + rng.uniform(-shift, shift, shape) * h[:, None]
+  nw = w[:, None] * np.exp(rng.uniform(-log_s, log_s, shape))
+  nh = h[:, None] * np.exp(rng.uniform(-log_s, log_s, shape))
+  candidates = _boxes_from_centres(ncx, ncy, nw, nh).reshape(-1, 4)
+  owner = np.repeat(np.arange(len(faces), dtype=np.int32), draws)
+  ok = (_paired_iou(candidates, faces[owner]) >= config.fg_iou).reshape(shape)
+  # The first `count` accepted draws of each face, in draw order (deterministic given rng).
+  keep = ok & (np.cumsum(ok, axis=1) <= count)
+  keep &= (w > 0)[:, None] & (h > 0)[:, None]
+  keep = keep.reshape(-1)
+  return candidates[keep].astype(np.float32), owner[keep]
+
+
+def random_backgrounds(image_shape, gt_boxes, count, config, rng):
+  """`count` (or fewer, if attempts run out) windows inside the image with IoU < bg_iou with
+  every box in `gt_boxes`. Sizes follow the faces of the image (a random face's width and height
+  times a factor in [0.8, 1.25]); without faces, a log-uniform square side in
+  `config.background_size_range`. A `hard_background_fraction` share is placed next to a face.
+  """
+  height, width = float(image_shape[0]), float(image_shape[1])
+  gt_boxes = _as_boxes(gt_boxes, "gt_boxes")
+  if count <= 0 or height < 1 or width < 1:
+    return np.zeros((0, 4), np.float32)
+  gw, gh = _widths_heights(gt_boxes)
+  sized = gt_boxes[(gw >= 1) & (gh >= 1)]
+  num_hard = int(round(count * config.hard_background_fraction)) if len(sized) else 0
+  out = []
+  for wanted, hard in ((num_hard, True), (count - num_hard, False)):
+    got = np.zeros((0, 4), np.float32)
+    for _ in range(config.max_attempts):
+      if len(got) >= wanted:
+        break
+      n = 4 * (wanted - len(got))
+      if len(sized):
+        template = sized[rng.integers(0, len(sized), n)]
+        tw, th = _widths_heights(template)
+        factor = np.exp(rng.uniform(math.log(0.8), math.log(1.25), (2, n)))
+        bw, bh = tw * factor[0], th * factor[1]
+      else:
+        lo, hi = config.background_size_range
+        bw = bh = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+      bw, bh = np.minimum(bw, width), np.minimum(bh, height)
+      if hard:
+        # Next to a face: centre shifted by 0.5 to 1.5 face sizes (partial faces, hair, neck).
+        tcx = template[:, 0] + 0.5 * tw
+        tcy = template[:, 1] + 0.5 * th
+        sign = rng.choice([-1.0, 1.0], (2, n))
+        cx = tcx + sign[0] * rng.uniform(0.0, 1.5, n) * tw
+        cy = tcy + sign[1] * rng.uniform(0.0, 1.5, n) * th
+      else:
+        cx = rng.uniform(0.0, 1.0, n) * (width - bw) + 0.5 * bw
+        cy = rng.uniform(0.0, 1.0, n) * (height - bh) + 0.5 * bh
+      cand = _boxes_from_centres(cx, cy, bw, bh).astype(np.float32)
+      inside = ((cand[:, 0] >= 0) & (cand[:, 1] >= 0) & (cand[:, 2] <= width)
+                & (cand[:, 3] <= height) & (bw >= 1) & (bh >= 1))
+      cand = cand[inside]
+      if len(gt_boxes) and len(cand):
+        cand = cand[box_ops.iou_matrix(cand, gt_boxes).numpy().max(axis=1) < config.bg_iou]
+      got = np.concatenate([got, cand[:wanted - len(got)]])
+    out.append(got)
+  return np.concatenate(out).astype(np.float32)
+
+
+def _subsample(n, keep, rng):
+  """Sorted indices of `keep` of range(n) chosen at random (all if keep >= n)."""
+  if keep >= n:
+    return np.arange(n)
+  return np.sort(rng.choice(n, size=keep, replace=False))
+
+
+def _rng(rng):
+  return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng):
+  """Training RoIs of one image: labelled proposals + jittered positives + random backgrounds.
+
+  Positives: proposals with IoU >= fg_iou with a valid face, plus `jitter_per_face` jittered
+  copies of each valid face. Backgrounds: `num_background`, or max(min_background,
+  ceil(background_ratio * positives)); proposal backgrounds first (the baseline detector's own
+  false positives), subsampled if there are more, then random windows fill the shortfall. At most
+  `max_rois` in all, positives and backgrounds subsampled in the configured ratio. Every returned
+  RoI is (re)labelled by `label_proposals`, so labels always follow the IoU thresholds.
+
+  Args:
+    image_shape: (H, W[, C]).
+    gt_boxes: [G, 4] faces, x1 y1 x2 y2.
+    gt_valid: [G] bool, or None for all valid.
+    proposals: [P, 4] (extra columns such as scores are ignored), or None.
+    config: RoiConfig.
+    rng: np.random.Generator or an int seed. Same rng state -> same RoIs.
+
+  Returns:
+    dict of NumPy arrays: rois float32 [N, 4], labels int32 [N] (1 face, 0 background, -1
+    ignored), box_targets float32 [N, 4] (boxes.encode of the matched face against the RoI,
+    zeros elsewhere), ious float32 [N] (best IoU with a valid face), matched int32 [N].
+  """
+  rng = _rng(rng)
+  gt_boxes = _as_boxes(gt_boxes, "gt_boxes")
+  valid = (np.ones(len(gt_boxes), bool) if gt_valid is None
+           else np.asarray(gt_valid, bool).reshape(-1))
+  if len(valid) != len(gt_boxes):
+    raise ValueError(f"gt_valid has {len(valid)} entries for {len(gt_boxes)} gt_boxes")
+  proposals = _as_boxes(proposals, "proposals")
+  pw, ph = _widths_heights(proposals)
+  proposals = proposals[np.isfinite(proposals).all(axis=1) & (pw > 0) & (ph > 0)]
+
+  labels, _, _ = label_proposals(proposals, gt_boxes, valid, config.fg_iou, config.bg_iou)
+  jittered, _ = jitter_positives(gt_boxes[valid], config.jitter_per_face, config, rng)
+  positives = np.concatenate([proposals[labels == 1], jittered])
+  if config.num_background is not None:
+    num_bg = config.num_background
+  else:
+    num_bg = max(config.min_background, math.ceil(config.background_ratio * len(positives)))
+  proposal_bg = proposals[labels == 0]
+  proposal_bg = proposal_bg[_subsample(len(proposal_bg), num_bg, rng)]
+  backgrounds = np.concatenate([proposal_bg, random_backgrounds(
+      image_shape, gt_boxes, num_bg - len(proposal_bg), config, rng)])
+
+  total = len(positives) + len(backgrounds)
+  if total > config.max_rois:
+    share = int(round(config.max_rois / (1.0 + config.background_ratio)))
+    keep_pos = min(len(positives), max(config.max_rois - len(backgrounds), share))
+    keep_bg = min(len(backgrounds), config.max_rois - keep_pos)
+    positives = positives[_subsample(len(positives), keep_pos, rng)]
+    backgrounds = backgrounds[_subsample(len(backgrounds), keep_bg, rng)]
+  parts = [positives, backgrounds]
+  if config.keep_ignored:
+    ignored = proposals[labels == -1]
+    room = max(0, config.max_rois - len(positives) - len(backgrounds))
+    parts.append(ignored[_subsample(len(ignored), room, rng)])
+  rois = np.concatenate(parts).astype(np.float32).reshape(-1, 4)
+
+  labels, matched, ious = label_proposals(rois, gt_boxes, valid, config.fg_iou, config.bg_iou)
+  box_targets = np.zeros((len(rois), 4), np.float32)
+  face = labels == 1
+  if face.any():
+    box_targets[face] = box_ops.encode(gt_boxes[matched[face]], rois[face]).numpy()
+  return {"rois": rois, "labels": labels, "box_targets": box_targets, "ious": ious,
+          "matched": matched}
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_crop(hr_size, scale, pad_value, antialias):
+  """crop_rois_with_context as one tf.function for any uint8 image size (2.5x faster than eager
+  in benchmarks/bench_rois.py); traced once per patch setting."""
+  return tf.function(
+      lambda image, boxes, context: crop_rois_with_context(
+          image, boxes, context, hr_size, scale, pad_value, antialias),
+      input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                       tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([], tf.float32)])
+
+
+def make_training_examples(image, gt_boxes, gt_valid, proposals, config, rng):
+  """`sample_training_rois` plus the patches: adds ``hr`` float32 [N, 64, 64, 3] and ``lr``
+  float32 [N, 16, 16, 3] (model range [-1, 1]; `imaging.to_uint8` for storage)."""
+  image = np.asarray(image)
+  if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+    raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+  out = sample_training_rois(image.shape, gt_boxes, gt_valid, proposals, config, rng)
+  crop = _compiled_crop(config.hr_size, config.scale, float(config.pad_value),
+                        bool(config.antialias))
+  hr, lr = crop(tf.constant(image), tf.constant(out["rois"]), tf.constant(config.context,
+                                                                          tf.float32))
+  out["hr"] = hr.numpy()
+  out["lr"] = lr.numpy()
+  return out
