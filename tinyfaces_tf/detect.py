@@ -3,13 +3,13 @@ regressed, NMS'd boxes. Also runs a whole WIDER split and writes WIDER result fi
 import dataclasses
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from tinyfaces_tf import boxes as box_ops
 from tinyfaces_tf.data import rois as rois_lib
+from tinyfaces_tf.progress import Progress
 
 SCORE_FUSIONS = ("none", "product")
 
@@ -137,7 +137,7 @@ def detect_split(detector, image_root, image_names, proposer, out_dir, baseline_
   """
   from tinyfaces_tf.data import eval_tools
   names = list(image_names)[:limit]
-  progress = keras.utils.Progbar(len(names), unit_name="image")
+  progress = Progress(len(names))
   skipped, total = [], 0
   for i, name in enumerate(names):
     path = os.path.join(image_root, name)

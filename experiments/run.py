@@ -1,0 +1,137 @@
+"""Runs every row of a paper table and writes experiments/results/table<N>_<scale>.md.
+
+  python experiments/run.py --table=2 --scale=demo      # here, minutes per row on 2 CPU cores
+  python experiments/run.py --table=3 --scale=paper --wider_dir=WIDER --data_dir=TFDS_DIR
+
+Each row = `tinyfaces-train --flagfile=<row>.cfg` (+ experiments/demo_scale.cfg at demo scale)
+-> export -> detect the val split on the baseline's proposals -> official WIDER evaluation.
+The baseline row is the proposer's own scores on the same images. Rows run in subprocesses, so
+each gets a clean TF runtime; a finished row (its wider_ap.json exists) is not re-run.
+"""
+import json
+import os
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("table", "2", ["2", "3", "4", "cvpr18"], "Journal Table 2/3, MTGAN Table 4, CVPR18.")
+flags.DEFINE_enum("scale", "demo", ["demo", "paper"], "demo: shrunk models/schedule, demo data.")
+flags.DEFINE_string("wider_dir", "data/demo", "WIDER-layout root (demo data by default).")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir with wider_face_rois built (default: the "
+                    "demo run's runs/demo/tfds at demo scale).")
+flags.DEFINE_string("proposals_dir", None, "Baseline proposals of the val split (WIDER result "
+                    "files; default <wider_dir>/proposals/val as `make demo` writes them).")
+flags.DEFINE_string("runs_dir", "runs/experiments", "Where each row's run directory goes.")
+flags.DEFINE_list("rows", None, "Only these rows (names as in ROWS).")
+flags.DEFINE_integer("steps", None, "Override the GAN steps of every row.")
+
+# (row name, flagfile or None for the baseline, paper Easy/Medium/Hard).
+TABLES = {
+    "2": [("Baseline (proposer)", None, (0.932, 0.922, 0.858)),
+          ("w/o Refinement Network", "table2/w_o_refinement.cfg", (0.940, 0.929, 0.863)),
+          ("w/o adv loss", "table2/w_o_adv_loss.cfg", (0.935, 0.925, 0.867)),
+          ("w/o cls loss", "table2/w_o_cls_loss.cfg", (0.936, 0.927, 0.865)),
+          ("Ours (MSE + adv + cls)", "table2/ours.cfg", (0.944, 0.933, 0.873)),
+          ("w/o reg+ branch", "table2/w_o_reg_branch.cfg", (0.946, 0.936, 0.876)),
+          ("w/o reg loss", "table2/w_o_reg_loss.cfg", (0.949, 0.940, 0.880)),
+          ("Ours* (+ reg branch + reg loss)", "table2/ours_star.cfg", (0.951, 0.943, 0.882))],
+    "3": [(f"x{m}", f"table3/context_x{m}.cfg", p) for m, p in (
+        ("1.0", (0.951, 0.943, 0.882)), ("1.5", (0.953, 0.944, 0.886)),
+        ("2.0", (0.955, 0.946, 0.889)), ("3.0", (0.960, 0.949, 0.872)),
+        ("4.0", (0.936, 0.925, 0.814)))],
+    "4": [("Baseline (proposer)", None, (None, None, None)),
+          ("SBU (bilinear)", "mtgan/sbu.cfg", (None, None, None)),
+          ("MTGAN", "mtgan/mtgan.cfg", (0.959, 0.948, 0.893))],
+    "cvpr18": [("Baseline (proposer)", None, (None, None, None)),
+               ("CVPR18 (VGG19, no reg)", "cvpr18/cvpr18.cfg", (0.944, 0.933, 0.873))],
+}
+
+
+def slug(name):
+  return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
+
+
+def _python(module, *args):
+  cmd = [sys.executable, "-m", module, *args]
+  logging.info("$ %s", " ".join(cmd))
+  subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def run_row(name, flagfile, data_dir, proposals_dir, gt_dir):
+  """Trains, exports, detects and evaluates one row; returns its AP dict."""
+  out = os.path.join(FLAGS.runs_dir, f"table{FLAGS.table}_{FLAGS.scale}", slug(name))
+  ap_file = os.path.join(out, "eval", "wider_ap.json")
+  if os.path.exists(ap_file):
+    with open(ap_file) as f:
+      return json.load(f)
+  if flagfile is None:  # the baseline: the proposer's own scores
+    from tinyfaces_tf.cli import evaluate as evaluate_cli
+    return evaluate_cli.evaluate_dirs(proposals_dir, gt_dir, os.path.join(out, "eval"))["ours"]
+  train_args = [f"--flagfile={os.path.join(HERE, flagfile)}"]
+  if FLAGS.scale == "demo":
+    train_args.append(f"--flagfile={os.path.join(HERE, 'demo_scale.cfg')}")
+  if FLAGS.steps:
+    train_args.append(f"--steps={FLAGS.steps}")
+  _python("tinyfaces_tf.cli.train", *train_args, f"--data_dir={data_dir}", f"--out_dir={out}",
+          "--export")
+  _python("tinyfaces_tf.cli.detect", f"--model={os.path.join(out, 'export')}",
+          f"--wider_dir={FLAGS.wider_dir}", "--split=val",
+          f"--proposer=results:{proposals_dir}", f"--results_dir={os.path.join(out, 'results')}")
+  _python("tinyfaces_tf.cli.evaluate", f"--results={os.path.join(out, 'results')}",
+          f"--gt_dir={gt_dir}", f"--out={os.path.join(out, 'eval')}")
+  with open(ap_file) as f:
+    return json.load(f)
+
+
+def write_table(rows, path):
+  fmt = lambda v: "-" if v is None else f"{v:.3f}"
+  lines = [f"# Table {FLAGS.table} at {FLAGS.scale} scale",
+           "",
+           f"WIDER-layout val AP (official protocol) on `{FLAGS.wider_dir}`; paper numbers are "
+           "WIDER FACE val. Command: `python experiments/run.py --table="
+           f"{FLAGS.table} --scale={FLAGS.scale}`.",
+           "",
+           "| row | Easy | Medium | Hard | paper Easy | paper Medium | paper Hard |",
+           "|---|---|---|---|---|---|---|"]
+  for name, ap, paper in rows:
+    lines.append(f"| {name} | {fmt(ap['easy'])} | {fmt(ap['medium'])} | {fmt(ap['hard'])} | "
+                 f"{fmt(paper[0])} | {fmt(paper[1])} | {fmt(paper[2])} |")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+
+def main(argv):
+  del argv
+  sys.path.insert(0, REPO)
+  data_dir = FLAGS.data_dir or ("runs/demo/tfds" if FLAGS.scale == "demo" else None)
+  if not data_dir:
+    raise app.UsageError("--data_dir (a built wider_face_rois) is required at paper scale")
+  proposals_dir = FLAGS.proposals_dir or os.path.join(FLAGS.wider_dir, "proposals", "val")
+  gt_dir = os.path.join(FLAGS.wider_dir, "eval_tools", "ground_truth")
+  for path, what in ((data_dir, "--data_dir"), (proposals_dir, "--proposals_dir"),
+                     (gt_dir, "--wider_dir ground truth")):
+    if not os.path.exists(path):
+      raise app.UsageError(f"{what}: {path} does not exist (run `make demo` first at demo scale)")
+  rows = []
+  for name, flagfile, paper in TABLES[FLAGS.table]:
+    if FLAGS.rows and slug(name) not in FLAGS.rows and name not in FLAGS.rows:
+      continue
+    logging.info("=== %s ===", name)
+    ap = run_row(name, flagfile, data_dir, proposals_dir, gt_dir)
+    rows.append((name, ap, paper))
+    logging.info("%s: easy %.3f medium %.3f hard %.3f", name, ap["easy"], ap["medium"], ap["hard"])
+  path = os.path.join(HERE, "results", f"table{FLAGS.table}_{FLAGS.scale}.md")
+  write_table(rows, path)
+  print(open(path).read())
+
+
+if __name__ == "__main__":
+  app.run(main)
