@@ -33,8 +33,10 @@ def test_train_then_resume(tmp_path, restore_policy):
   weights = [v.numpy() for v in gan.generator.variables]
 
   # Longer schedule, same directory: continues at step 4, skips the finished warm start.
-  longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=6))
+  # 7 is not a multiple of checkpoint_every=2: the run still stops at exactly 7.
+  longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=7))
   result2, gan2 = train.train(longer, make_dataset, str(tmp_path))
-  assert (result2.resumed_from, result2.steps, result2.pretrain_steps) == (4, 6, 2)
-  assert seeds[1] != seeds[0]  # a resumed run draws new batches rather than replaying
+  assert (result2.resumed_from, result2.steps, result2.pretrain_steps) == (4, 7, 2)
+  assert (tmp_path / "checkpoints" / "ckpt-9.index").exists()  # 2 pre-training + 7 GAN steps
+  assert len(set(seeds)) == len(seeds)  # a resumed run draws new batches rather than replaying
   assert any(not np.array_equal(a, b.numpy()) for a, b in zip(weights, gan2.generator.variables))

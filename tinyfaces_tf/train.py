@@ -139,6 +139,9 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
   total_step = lambda: pre_step() + gan_step()  # checkpoint numbers grow across both phases
   resumed_from = gan_step()
   n_total = total_steps(tc, steps_per_epoch)
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "config.json"), "w") as f:
+    json.dump(dataclasses.asdict(config), f, indent=2)
   writer = tf.summary.create_file_writer(os.path.join(out_dir, "tb", "images"))
   dataset = make_dataset(tc.seed + resumed_from + pre_step())
   if sample_batch is None:
@@ -148,17 +151,16 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
 
   remaining_pre = max(0, tc.pretrain_steps - pre_step())
   if remaining_pre and generator.trainable_variables:
-    done = pre_step() // chunk
     logging.info("MSE pre-training of the generator: %d steps", remaining_pre)
-    pretrainer.fit(dataset, steps_per_epoch=chunk, initial_epoch=done,
-                   epochs=done + -(-remaining_pre // chunk), verbose=0,
-                   callbacks=[_CheckpointEvery(manager, total_step), _Progress(
-                       "pretrain", pre_step, tc.pretrain_steps, start)])
+    _fit_in_chunks(pretrainer, dataset, remaining_pre, chunk, pre_step, [
+        _CheckpointEvery(manager, total_step), _Progress("pretrain", pre_step, tc.pretrain_steps,
+                                                         start)])
+  # The GAN phase draws its own batch order (seeded by where it starts).
+  dataset = make_dataset(tc.seed + 7919 + gan_step())
   gan_start, steps_before = time.time(), gan_step()
   remaining = max(0, n_total - gan_step())
   history = {}
   if remaining:
-    done = gan_step() // chunk
     callbacks = [
         _CheckpointEvery(manager, total_step),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "tb"), update_freq="epoch"),
@@ -166,19 +168,36 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
         _Progress("gan", gan_step, n_total, start)]
     logging.info("GAN training: steps %d..%d, batch %d, %s", gan_step(), n_total, tc.batch_size,
                  tc.precision)
-    history = gan.fit(dataset, steps_per_epoch=chunk, initial_epoch=done,
-                      epochs=done + -(-remaining // chunk), verbose=0, callbacks=callbacks).history
+    history = _fit_in_chunks(gan, dataset, remaining, chunk, gan_step, callbacks)
   gan_seconds = time.time() - gan_start
   steps_run = gan_step() - steps_before
   result = TrainResult(
       steps=gan_step(), pretrain_steps=pre_step(), seconds=time.time() - start,
       rois_per_second=(steps_run * tc.batch_size / gan_seconds) if steps_run else 0.0,
       metrics={k: float(v[-1]) for k, v in history.items()}, resumed_from=resumed_from)
-  with open(os.path.join(out_dir, "config.json"), "w") as f:
-    json.dump(dataclasses.asdict(config), f, indent=2)
   with open(os.path.join(out_dir, "train_result.json"), "w") as f:
     json.dump(dataclasses.asdict(result), f, indent=2)
   return result, gan
+
+
+class _StopAt(keras.callbacks.Callback):
+  def __init__(self, step_fn, target):
+    super().__init__()
+    self.step_fn, self.target = step_fn, target
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self.step_fn() >= self.target:
+      self.model.stop_training = True  # Keras ends the epoch here (on_epoch_end still runs)
+
+
+def _fit_in_chunks(model, dataset, steps, chunk, step_fn, callbacks):
+  """``steps`` train steps as Keras epochs of ``chunk`` steps (callbacks checkpoint at each epoch
+  end); the last epoch stops early at the exact step count. One fit call, one data iterator."""
+  done = step_fn() // chunk
+  target = step_fn() + steps
+  return model.fit(dataset, steps_per_epoch=chunk, initial_epoch=done,
+                   epochs=done + -(-steps // chunk) + 1, verbose=0,
+                   callbacks=[_StopAt(step_fn, target), *callbacks]).history
 
 
 def synthetic_dataset(batch_size, seed=0, hr_size=64, scale=4, num_classes=1):
