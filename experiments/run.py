@@ -72,8 +72,8 @@ def run_row(name, flagfile, data_dir, proposals_dir, gt_dir):
     with open(ap_file) as f:
       return json.load(f)
   if flagfile is None:  # the baseline: the proposer's own scores
-    from tinyfaces_tf.cli import evaluate as evaluate_cli
-    return evaluate_cli.evaluate_dirs(proposals_dir, gt_dir, os.path.join(out, "eval"))["ours"]
+    from tinyfaces_tf.evaluation import report
+    return report.evaluate_dirs(proposals_dir, gt_dir, os.path.join(out, "eval"))["ours"]
   train_args = [f"--flagfile={os.path.join(HERE, flagfile)}"]
   if FLAGS.scale == "demo":
     train_args.append(f"--flagfile={os.path.join(HERE, 'demo_scale.cfg')}")

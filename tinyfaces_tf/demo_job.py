@@ -132,7 +132,7 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
   from tinyfaces_tf import export
   from tinyfaces_tf import proposals as proposals_lib
   from tinyfaces_tf import train as train_lib
-  from tinyfaces_tf.cli import evaluate as evaluate_cli
+  from tinyfaces_tf.evaluation import report
   from tinyfaces_tf.data import pipeline
   from tinyfaces_tf.data import wider
   timings = {}
@@ -173,7 +173,7 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
                                 proposals_lib.ResultsProposer(val_proposals),
                                 paths.results("gan"))
   timings["detect_seconds"] = time.time() - t
-  aps = evaluate_cli.evaluate_dirs(paths.results("gan"), dataset.ground_truth_dir,
+  aps = report.evaluate_dirs(paths.results("gan"), dataset.ground_truth_dir,
                                    os.path.join(paths.run_dir, "eval"), val_proposals,
                                    label="GAN (ours)", baseline_label="MTCNN (baseline)")
   # The PR figure of the evaluation goes to figures/ as well.
