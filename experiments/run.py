@@ -64,6 +64,22 @@ def _python(module, *args):
   subprocess.run(cmd, check=True, cwd=REPO)
 
 
+def row_context(flagfile):
+  """The --context of a row's flagfile (every row names its own)."""
+  with open(os.path.join(HERE, flagfile)) as f:
+    values = [line.split("=", 1)[1] for line in f if line.startswith("--context=")]
+  if not values:
+    raise ValueError(f"{flagfile}: no --context line")
+  return float(values[-1])
+
+
+def ensure_demo_rois(flagfile, data_dir):
+  """At demo scale, builds the wider_face_rois config a row needs from the demo data."""
+  from tinyfaces_tf import demo_job
+  paths = demo_job.DemoPaths(FLAGS.wider_dir, os.path.dirname(os.path.normpath(data_dir)))
+  demo_job.ensure_rois(paths, f"x{row_context(flagfile):.1f}")
+
+
 def run_row(name, flagfile, data_dir, proposals_dir, gt_dir):
   """Trains, exports, detects and evaluates one row; returns its AP dict."""
   out = os.path.join(FLAGS.runs_dir, f"table{FLAGS.table}_{FLAGS.scale}", slug(name))
@@ -74,6 +90,8 @@ def run_row(name, flagfile, data_dir, proposals_dir, gt_dir):
   if flagfile is None:  # the baseline: the proposer's own scores
     from tinyfaces_tf.evaluation import report
     return report.evaluate_dirs(proposals_dir, gt_dir, os.path.join(out, "eval"))["ours"]
+  if FLAGS.scale == "demo":
+    ensure_demo_rois(flagfile, data_dir)
   train_args = [f"--flagfile={os.path.join(HERE, flagfile)}"]
   if FLAGS.scale == "demo":
     train_args.append(f"--flagfile={os.path.join(HERE, 'demo_scale.cfg')}")
