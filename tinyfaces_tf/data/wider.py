@@ -135,6 +135,15 @@ def _is_image_name(text):
           and not any(c.isspace() for c in text))
 
 
+def _read_lines(path):
+  """The file's lines (CRLF accepted) without trailing blank lines."""
+  with open(path, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  while lines and not lines[-1].strip():
+    lines.pop()
+  return lines
+
+
 def read_bbx_gt(path) -> List[ImageAnnotation]:
   """Parses a ``wider_face_{train,val}_bbx_gt.txt`` file strictly.
 
@@ -143,11 +152,8 @@ def read_bbx_gt(path) -> List[ImageAnnotation]:
   a repeated image, a short file) raises ValueError "FILE:LINE: what was expected".
   """
   path = os.fspath(path)
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().splitlines()
+  lines = _read_lines(path)
   n = len(lines)
-  while n and not lines[n - 1].strip():
-    n -= 1
   annotations, first_line = [], {}
   i = 0
   while i < n:
@@ -216,11 +222,8 @@ def write_bbx_gt(path, annotations: Sequence[ImageAnnotation]):
 def read_test_filelist(path) -> List[str]:
   """``wider_face_test_filelist.txt`` -> ["event/file.jpg", ...]; bad lines raise FILE:LINE."""
   path = os.fspath(path)
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().splitlines()
+  lines = _read_lines(path)
   n = len(lines)
-  while n and not lines[n - 1].strip():
-    n -= 1
   names = []
   for i, line in enumerate(lines[:n]):
     if not _is_image_name(line.strip()):
