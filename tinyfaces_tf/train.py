@@ -134,8 +134,8 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
   if manager.latest_checkpoint:
     ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     logging.info("resumed from %s", manager.latest_checkpoint)
-  gan_step = lambda: int(gan.step)
-  pre_step = lambda: int(pretrainer.optimizer.iterations)
+  gan_step = lambda: int(gan.step.numpy())  # .numpy(): int() fails on mirrored variables
+  pre_step = lambda: int(pretrainer.optimizer.iterations.numpy())
   total_step = lambda: pre_step() + gan_step()  # checkpoint numbers grow across both phases
   resumed_from = gan_step()
   n_total = total_steps(tc, steps_per_epoch)
