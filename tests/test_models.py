@@ -88,3 +88,16 @@ def test_caffe_preprocess_matches_keras_applications():
   ours = models.discriminator.CaffePreprocess()(x)
   reference = keras.applications.resnet50.preprocess_input((x + 1.0) * 127.5)
   np.testing.assert_allclose(ours, reference, atol=1e-3)
+
+
+def test_backbone_weights_from_a_local_file(tmp_path):
+  # What `--backbone_weights=PATH` does for a ResNet: weights survive the stem-pool removal.
+  reference = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
+  kernel = reference.get_layer("conv4_block1_1_conv").kernel
+  kernel.assign(np.random.default_rng(0).normal(size=kernel.shape).astype(np.float32))
+  path = str(tmp_path / "resnet50.weights.h5")
+  reference.save_weights(path)
+  d = models.build_discriminator("resnet50", backbone_weights=path)
+  trunk = d.get_layer("backbone_resnet50")
+  np.testing.assert_array_equal(trunk.get_layer("conv4_block1_1_conv").kernel.numpy(),
+                                kernel.numpy())
