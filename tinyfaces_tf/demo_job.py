@@ -163,7 +163,9 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
   result, gan = train_lib.train(cfg, make_dataset, paths.run_dir, steps_per_epoch)
   if previous and result.resumed_from == result.steps == previous.steps:
     # Already trained by an earlier `make demo`: report that run's training figures.
-    result = dataclasses.replace(previous, resumed_from=result.resumed_from)
+    result = previous
+    with open(os.path.join(paths.run_dir, "train_result.json"), "w") as f:
+      json.dump(dataclasses.asdict(previous), f, indent=2)
     logging.info("training already complete (%d steps); reusing %s", result.steps, paths.run_dir)
   timings["train_seconds"] = result.seconds
   keras_policy_reset()
