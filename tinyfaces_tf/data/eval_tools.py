@@ -244,10 +244,21 @@ def write_eval_ground_truth(gt_dir, gt):
     value = getattr(gt, name)
     if value is not None:
       val[f"{name}_label_list"] = columns(value)
-  scipy.io.savemat(os.path.join(gt_dir, _VAL_MAT), val)
+  _savemat(os.path.join(gt_dir, _VAL_MAT), val)
   for setting in SETTINGS:
-    scipy.io.savemat(os.path.join(gt_dir, setting_mat_name(setting)),
-                     dict(common, gt_list=columns(gt.gt_lists[setting])))
+    _savemat(os.path.join(gt_dir, setting_mat_name(setting)),
+             dict(common, gt_list=columns(gt.gt_lists[setting])))
+
+
+# The 116-byte MAT v5 header text; scipy writes the creation time there, which would make two
+# writes of the same ground truth differ. Readers only parse the version/endian bytes after it.
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, written by tinyfaces_tf".ljust(116)
+
+
+def _savemat(path, variables):
+  scipy.io.savemat(path, variables)
+  with open(path, "r+b") as f:
+    f.write(_MAT_HEADER)
 
 
 def _result_path(results_dir, image_name):
