@@ -17,6 +17,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from table_rows import DEMO_EXTRA, TABLES, mean_sd, slug  # experiments/table_rows.py, beside this script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -29,34 +31,11 @@ flags.DEFINE_string("data_dir", None, "TFDS data_dir with wider_face_rois built 
 flags.DEFINE_string("proposals_dir", None, "Baseline proposals of the val split (WIDER result "
                     "files; default <wider_dir>/proposals/val as `make demo` writes them).")
 flags.DEFINE_string("runs_dir", "runs/experiments", "Where each row's run directory goes.")
+flags.DEFINE_string("results_dir", os.path.join(HERE, "results"), "Where table<N>_<scale>.md goes.")
 flags.DEFINE_list("rows", None, "Only these rows (names as in ROWS).")
 flags.DEFINE_integer("steps", None, "Override the GAN steps of every row.")
-
-# (row name, flagfile or None for the baseline, paper Easy/Medium/Hard).
-TABLES = {
-    "2": [("Baseline (proposer)", None, (0.932, 0.922, 0.858)),
-          ("w/o Refinement Network", "table2/w_o_refinement.cfg", (0.940, 0.929, 0.863)),
-          ("w/o adv loss", "table2/w_o_adv_loss.cfg", (0.935, 0.925, 0.867)),
-          ("w/o cls loss", "table2/w_o_cls_loss.cfg", (0.936, 0.927, 0.865)),
-          ("Ours (MSE + adv + cls)", "table2/ours.cfg", (0.944, 0.933, 0.873)),
-          ("w/o reg+ branch", "table2/w_o_reg_branch.cfg", (0.946, 0.936, 0.876)),
-          ("w/o reg loss", "table2/w_o_reg_loss.cfg", (0.949, 0.940, 0.880)),
-          ("Ours* (+ reg branch + reg loss)", "table2/ours_star.cfg", (0.951, 0.943, 0.882))],
-    "3": [(f"x{m}", f"table3/context_x{m}.cfg", p) for m, p in (
-        ("1.0", (0.951, 0.943, 0.882)), ("1.5", (0.953, 0.944, 0.886)),
-        ("2.0", (0.955, 0.946, 0.889)), ("3.0", (0.960, 0.949, 0.872)),
-        ("4.0", (0.936, 0.925, 0.814)))],
-    "4": [("Baseline (proposer)", None, (None, None, None)),
-          ("SBU (bilinear)", "mtgan/sbu.cfg", (None, None, None)),
-          ("MTGAN", "mtgan/mtgan.cfg", (0.959, 0.948, 0.893))],
-    "cvpr18": [("Baseline (proposer)", None, (None, None, None)),
-               ("CVPR18 (VGG19, no reg)", "cvpr18/cvpr18.cfg", (0.944, 0.933, 0.873))],
-}
-
-
-def slug(name):
-  return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
-
+flags.DEFINE_list("seeds", ["0"], "Train every row once per seed; the table gives mean +- sample "
+                  "standard deviation. Seed 0 reuses a finished single-seed run.")
 
 def _python(module, *args):
   cmd = [sys.executable, "-m", module, *args]
@@ -80,9 +59,10 @@ def ensure_demo_rois(flagfile, data_dir):
   demo_job.ensure_rois(paths, f"x{row_context(flagfile):.1f}")
 
 
-def run_row(name, flagfile, data_dir, proposals_dir, gt_dir):
-  """Trains, exports, detects and evaluates one row; returns its AP dict."""
-  out = os.path.join(FLAGS.runs_dir, f"table{FLAGS.table}_{FLAGS.scale}", slug(name))
+def run_row(name, flagfile, data_dir, proposals_dir, gt_dir, seed=0):
+  """Trains, exports, detects and evaluates one row with one seed; returns its AP dict."""
+  run_name = slug(name) if seed == 0 else f"{slug(name)}_seed{seed}"
+  out = os.path.join(FLAGS.runs_dir, f"table{FLAGS.table}_{FLAGS.scale}", run_name)
   ap_file = os.path.join(out, "eval", "wider_ap.json")
   if os.path.exists(ap_file):
     with open(ap_file) as f:
@@ -95,8 +75,11 @@ def run_row(name, flagfile, data_dir, proposals_dir, gt_dir):
   train_args = [f"--flagfile={os.path.join(HERE, flagfile)}"]
   if FLAGS.scale == "demo":
     train_args.append(f"--flagfile={os.path.join(HERE, 'demo_scale.cfg')}")
+    if flagfile in DEMO_EXTRA:
+      train_args.append(f"--flagfile={os.path.join(HERE, DEMO_EXTRA[flagfile])}")
   if FLAGS.steps:
     train_args.append(f"--steps={FLAGS.steps}")
+  train_args.append(f"--seed={seed}")
   _python("tinyfaces_tf.cli.train", *train_args, f"--data_dir={data_dir}", f"--out_dir={out}",
           "--export")
   _python("tinyfaces_tf.cli.detect", f"--model={os.path.join(out, 'export')}",
@@ -108,18 +91,28 @@ def run_row(name, flagfile, data_dir, proposals_dir, gt_dir):
     return json.load(f)
 
 
-def write_table(rows, path):
+def write_table(rows, path, seeds):
+  """rows: (name, [AP dict per seed], paper triple)."""
   fmt = lambda v: "-" if v is None else f"{v:.3f}"
+
+  def cell(aps, setting):
+    mean, sd = mean_sd([ap[setting] for ap in aps])
+    return fmt(mean) if sd is None else f"{mean:.3f} ± {sd:.3f}"
+
+  seed_flag = "" if seeds == ["0"] else f" --seeds={','.join(seeds)}"
   lines = [f"# Table {FLAGS.table} at {FLAGS.scale} scale",
            "",
            f"WIDER-layout val AP (official protocol) on `{FLAGS.wider_dir}`; paper numbers are "
            "WIDER FACE val. Command: `python experiments/run.py --table="
-           f"{FLAGS.table} --scale={FLAGS.scale}`.",
-           "",
-           "| row | Easy | Medium | Hard | paper Easy | paper Medium | paper Hard |",
-           "|---|---|---|---|---|---|---|"]
-  for name, ap, paper in rows:
-    lines.append(f"| {name} | {fmt(ap['easy'])} | {fmt(ap['medium'])} | {fmt(ap['hard'])} | "
+           f"{FLAGS.table} --scale={FLAGS.scale}{seed_flag}`."]
+  if len(seeds) > 1:
+    lines.append(f"Trained rows: mean ± sample sd over seeds {', '.join(seeds)}; the baseline "
+                 "(the proposer's own scores) is deterministic.")
+  lines += ["",
+            "| row | Easy | Medium | Hard | paper Easy | paper Medium | paper Hard |",
+            "|---|---|---|---|---|---|---|"]
+  for name, aps, paper in rows:
+    lines.append(f"| {name} | {cell(aps, 'easy')} | {cell(aps, 'medium')} | {cell(aps, 'hard')} | "
                  f"{fmt(paper[0])} | {fmt(paper[1])} | {fmt(paper[2])} |")
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w") as f:
@@ -138,16 +131,27 @@ def main(argv):
                      (gt_dir, "--wider_dir ground truth")):
     if not os.path.exists(path):
       raise app.UsageError(f"{what}: {path} does not exist (run `make demo` first at demo scale)")
+  try:
+    seeds = [int(seed) for seed in FLAGS.seeds]
+  except ValueError:
+    raise app.UsageError(f"--seeds: integers expected, got {FLAGS.seeds}")
+  known = {slug(name) for name, _, _ in TABLES[FLAGS.table]}
+  unknown = [row for row in FLAGS.rows or [] if slug(row) not in known]
+  if unknown:
+    raise app.UsageError(f"--rows: {unknown} not in table {FLAGS.table}; rows: {sorted(known)}")
   rows = []
   for name, flagfile, paper in TABLES[FLAGS.table]:
-    if FLAGS.rows and slug(name) not in FLAGS.rows and name not in FLAGS.rows:
+    if FLAGS.rows and slug(name) not in {slug(row) for row in FLAGS.rows}:
       continue
-    logging.info("=== %s ===", name)
-    ap = run_row(name, flagfile, data_dir, proposals_dir, gt_dir)
-    rows.append((name, ap, paper))
-    logging.info("%s: easy %.3f medium %.3f hard %.3f", name, ap["easy"], ap["medium"], ap["hard"])
-  path = os.path.join(HERE, "results", f"table{FLAGS.table}_{FLAGS.scale}.md")
-  write_table(rows, path)
+    aps = []
+    for seed in ([0] if flagfile is None else seeds):
+      logging.info("=== %s (seed %d) ===", name, seed)
+      aps.append(run_row(name, flagfile, data_dir, proposals_dir, gt_dir, seed))
+      logging.info("%s seed %d: easy %.3f medium %.3f hard %.3f", name, seed, aps[-1]["easy"],
+                   aps[-1]["medium"], aps[-1]["hard"])
+    rows.append((name, aps, paper))
+  path = os.path.join(FLAGS.results_dir, f"table{FLAGS.table}_{FLAGS.scale}.md")
+  write_table(rows, path, FLAGS.seeds)
   print(open(path).read())
 
 

@@ -28,8 +28,11 @@ def test_paper_preset_trains_and_exports(preset, tmp_path, restore_policy):
                                    context=cfg.context)
   loaded = tf.saved_model.load(path)
   lr = np.zeros((1, 16, 16, 3), np.float32)
+  # precision="auto" trains these in mixed_bfloat16 on bf16 CPUs: the graph's fused kernels
+  # round differently from eager ones at bfloat16's 8-bit mantissa (float32 export: test_detect_export).
+  atol = 1e-5 if result.precision == "float32" else 2e-2
   np.testing.assert_allclose(loaded.signatures["score_rois"](lr=lr)["face_prob"],
-                             tf.sigmoid(gan(lr)["cls_logits"][:, 0]), rtol=1e-4, atol=1e-5)
+                             tf.sigmoid(gan(lr)["cls_logits"][:, 0]), rtol=1e-4, atol=atol)
 
 
 def parse(*paths):
@@ -43,7 +46,7 @@ def parse(*paths):
 
 def test_every_flagfile_parses():
   files = sorted(glob.glob(os.path.join(EXPERIMENTS, "*", "*.cfg")))
-  assert len(files) == 7 + 5 + 2 + 1
+  assert len(files) == 7 + 5 + 2 + 1 + 1  # + mtgan/demo_sgd_d.cfg, a demo-scale addition
   for path in files:
     assert isinstance(parse(path), config_lib.ExperimentConfig), path
 
@@ -70,3 +73,7 @@ def test_table_rows_switch_what_the_paper_says():
                os.path.join(EXPERIMENTS, "demo_scale.cfg"))
   assert demo.loss.g_cls is False and demo.discriminator.backbone == "tiny"
   assert demo.generator.width == 16 and demo.optimizer.decay_epochs == ()
+  mtgan_demo = parse(os.path.join(EXPERIMENTS, "mtgan/mtgan.cfg"),
+                     os.path.join(EXPERIMENTS, "demo_scale.cfg"),
+                     os.path.join(EXPERIMENTS, "mtgan/demo_sgd_d.cfg"))
+  assert (mtgan_demo.optimizer.d_optimizer, mtgan_demo.optimizer.d_learning_rate) == ("sgd", 0.03)

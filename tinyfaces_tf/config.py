@@ -9,7 +9,7 @@ from tinyfaces_tf.losses import LossConfig
 from tinyfaces_tf.models.discriminator import DiscriminatorConfig
 from tinyfaces_tf.models.generator import GeneratorConfig
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,7 @@ class TrainConfig:
   epochs: float = 10.0             # journal: 10 epochs; MTGAN-WIDER: 6
   steps: int | None = None         # overrides epochs when set
   pretrain_steps: int = 0          # MSE-only generator warm start
-  precision: str = "float32"
+  precision: str = "auto"          # auto: tinyfaces_tf.precision picks per device
   jit_compile: bool = False
   checkpoint_every: int = 500      # steps between checkpoints (a killed run resumes from the last)
   keep_checkpoints: int = 3
@@ -83,7 +83,7 @@ PRESETS = {
                     OptimizerConfig(g_learning_rate=1e-3, d_learning_rate=1e-3,
                                     decay_epochs=(), pretrain_learning_rate=2e-3),
                     TrainConfig(batch_size=32, steps=600, pretrain_steps=200,
-                                precision="mixed_bfloat16", checkpoint_every=100)),
+                                checkpoint_every=100)),
 }
 
 

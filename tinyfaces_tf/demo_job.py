@@ -193,7 +193,7 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
       "train_seconds": round(result.seconds, 1),
       "train_rois_per_second": round(result.rois_per_second, 1),
       "steps": result.steps, "pretrain_steps": result.pretrain_steps,
-      "batch_size": cfg.train.batch_size, "precision": cfg.train.precision,
+      "batch_size": cfg.train.batch_size, "precision": result.precision or cfg.train.precision,
       "rois": counts, "val_images": summary["images"], "detections": summary["detections"],
       "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
       "total_seconds": round(time.time() - t0, 1)}

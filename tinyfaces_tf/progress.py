@@ -20,5 +20,5 @@ class Progress:
       self.bar.update(done)
     elif done == self.total or done % self.step == 0:
       elapsed = time.time() - self.start
-      logging.info("%d/%d %ss (%.2f s/%s)", done, self.total, self.what, elapsed,
+      logging.info("%d/%d %ss (%.1f s, %.3f s/%s)", done, self.total, self.what, elapsed,
                    elapsed / max(done, 1), self.what)

@@ -12,6 +12,7 @@ from absl import logging
 
 from tinyfaces_tf import imaging
 from tinyfaces_tf import models
+from tinyfaces_tf import precision as precision_lib
 
 
 @dataclasses.dataclass
@@ -22,6 +23,7 @@ class TrainResult:
   rois_per_second: float     # RoIs through the GAN train_step per second in this run
   metrics: dict
   resumed_from: int          # GAN step the run started at (0 for a fresh run)
+  precision: str = ""        # the policy the run used ("auto" resolved)
 
 
 def build_models(config):
@@ -115,7 +117,9 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
     (TrainResult, gan)
   """
   tc = config.train
-  keras.mixed_precision.set_dtype_policy(tc.precision)
+  policy = precision_lib.resolve_precision(tc.precision)
+  keras.mixed_precision.set_dtype_policy(policy)
+  keras.utils.set_random_seed(tc.seed)  # weight init follows --seed (a resumed run restores it)
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     generator, discriminator = build_models(config)
@@ -167,14 +171,15 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
         _SRImages(writer, sample_batch, generator, gan_step),
         _Progress("gan", gan_step, n_total, start)]
     logging.info("GAN training: steps %d..%d, batch %d, %s", gan_step(), n_total, tc.batch_size,
-                 tc.precision)
+                 policy)
     history = _fit_in_chunks(gan, dataset, remaining, chunk, gan_step, callbacks)
   gan_seconds = time.time() - gan_start
   steps_run = gan_step() - steps_before
   result = TrainResult(
       steps=gan_step(), pretrain_steps=pre_step(), seconds=time.time() - start,
       rois_per_second=(steps_run * tc.batch_size / gan_seconds) if steps_run else 0.0,
-      metrics={k: float(v[-1]) for k, v in history.items()}, resumed_from=resumed_from)
+      metrics={k: float(v[-1]) for k, v in history.items()}, resumed_from=resumed_from,
+      precision=policy)
   with open(os.path.join(out_dir, "train_result.json"), "w") as f:
     json.dump(dataclasses.asdict(result), f, indent=2)
   return result, gan

@@ -53,7 +53,9 @@ flags.DEFINE_integer("batch_size", None, "Global batch of RoIs.")
 flags.DEFINE_integer("steps", None, "GAN steps (overrides --epochs).")
 flags.DEFINE_float("epochs", None, "Epochs over the RoI dataset.")
 flags.DEFINE_integer("pretrain_steps", None, "MSE-only generator warm-start steps.")
-flags.DEFINE_enum("precision", None, list(config_lib.PRECISIONS), "Mixed-precision policy.")
+flags.DEFINE_enum("precision", None, list(config_lib.PRECISIONS),
+                  "Mixed-precision policy; auto (default): mixed_bfloat16 on bf16 CPUs and "
+                  "GPUs >= sm80, mixed_float16 on sm7x, else float32.")
 flags.DEFINE_boolean("jit_compile", None, "XLA-compile the train step.")
 flags.DEFINE_integer("checkpoint_every", None, "Steps between checkpoints.")
 flags.DEFINE_integer("seed", None, "Random seed.")

@@ -17,6 +17,8 @@ import numpy as np
 import scipy.optimize
 from absl import logging
 
+from tinyfaces_tf.evaluation import wider
+
 
 @dataclasses.dataclass
 class FddbRoc:
@@ -178,11 +180,7 @@ def evaluate_fddb(ellipses, detections, overlap_threshold=0.5):
   for name, annots in ellipses.items():
     if name not in detections:
       continue
-    boxes, scores = detections[name]
-    scores = np.asarray(scores, np.float64).reshape(-1)
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(boxes) != len(scores):
-      raise ValueError(f"FDDB detections of {name}: {len(boxes)} boxes, {len(scores)} scores")
+    boxes, scores = wider.checked_predictions(name, *detections[name])
     if not len(scores):
       continue
     order = np.argsort(-scores, kind="stable")

@@ -155,6 +155,17 @@ def voc_ap(recall, precision):
   return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
+def checked_predictions(name, boxes, scores):
+  """One image's (boxes [N,4], scores [N]) as float64, or a ValueError naming the image."""
+  scores = np.asarray(scores, np.float64).reshape(-1)
+  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  if len(boxes) != len(scores):
+    raise ValueError(f"predictions for {name}: {len(boxes)} boxes but {len(scores)} scores")
+  if not (np.all(np.isfinite(scores)) and np.all(np.isfinite(boxes))):
+    raise ValueError(f"predictions for {name}: non-finite box or score")
+  return boxes, scores
+
+
 def _image_key(name):
   name = str(name)
   return name[:-len(".jpg")] if name.endswith(".jpg") else name
@@ -184,14 +195,7 @@ def evaluate(predictions, gt, iou_threshold=0.5, num_thresholds=1000):
       missing.append(name)
       per_image.append(None)
       continue
-    boxes, scores = preds[name]
-    scores = np.asarray(scores, np.float64).reshape(-1)
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(boxes) != len(scores):
-      raise ValueError(f"predictions for {name}: {len(boxes)} boxes but {len(scores)} scores")
-    if not (np.all(np.isfinite(scores)) and np.all(np.isfinite(boxes))):
-      raise ValueError(f"predictions for {name}: non-finite box or score")
-    per_image.append((boxes, scores))
+    per_image.append(checked_predictions(name, *preds[name]))
   num_extra = len(set(preds) - set(names))
   if missing:
     logging.warning("WIDER evaluation: %d of %d images have no predictions (e.g. %s); they count "
