@@ -202,6 +202,7 @@ def _fit_in_chunks(model, dataset, steps, chunk, step_fn, callbacks):
   target = step_fn() + steps
   return model.fit(dataset, steps_per_epoch=chunk, initial_epoch=done,
                    epochs=done + -(-steps // chunk) + 1, verbose=0,
+                   shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
                    callbacks=[_StopAt(step_fn, target), *callbacks]).history
 
 
