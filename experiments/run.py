@@ -17,7 +17,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from table_rows import DEMO_EXTRA, TABLES, mean_sd, slug  # experiments/table_rows.py, beside this script
+# experiments/table_rows.py, beside this script.
+from table_rows import DEMO_EXTRA, TABLES, mean_sd, slug
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -92,22 +93,22 @@ def run_row(name, flagfile, data_dir, proposals_dir, gt_dir, seed=0):
 
 
 def write_table(rows, path, seeds):
-  """rows: (name, [AP dict per seed], paper triple)."""
+  """rows: (name, [AP dict per seed], paper triple); seeds: the int seeds trained."""
   fmt = lambda v: "-" if v is None else f"{v:.3f}"
 
   def cell(aps, setting):
     mean, sd = mean_sd([ap[setting] for ap in aps])
     return fmt(mean) if sd is None else f"{mean:.3f} ± {sd:.3f}"
 
-  seed_flag = "" if seeds == ["0"] else f" --seeds={','.join(seeds)}"
+  seed_flag = "" if seeds == [0] else f" --seeds={','.join(map(str, seeds))}"
   lines = [f"# Table {FLAGS.table} at {FLAGS.scale} scale",
            "",
            f"WIDER-layout val AP (official protocol) on `{FLAGS.wider_dir}`; paper numbers are "
            "WIDER FACE val. Command: `python experiments/run.py --table="
            f"{FLAGS.table} --scale={FLAGS.scale}{seed_flag}`."]
   if len(seeds) > 1:
-    lines.append(f"Trained rows: mean ± sample sd over seeds {', '.join(seeds)}; the baseline "
-                 "(the proposer's own scores) is deterministic.")
+    lines.append(f"Trained rows: mean ± sample sd over seeds {', '.join(map(str, seeds))}; the "
+                 "baseline (the proposer's own scores) is deterministic.")
   lines += ["",
             "| row | Easy | Medium | Hard | paper Easy | paper Medium | paper Hard |",
             "|---|---|---|---|---|---|---|"]
@@ -136,12 +137,13 @@ def main(argv):
   except ValueError:
     raise app.UsageError(f"--seeds: integers expected, got {FLAGS.seeds}")
   known = {slug(name) for name, _, _ in TABLES[FLAGS.table]}
+  wanted = {slug(row) for row in FLAGS.rows or []}
   unknown = [row for row in FLAGS.rows or [] if slug(row) not in known]
   if unknown:
     raise app.UsageError(f"--rows: {unknown} not in table {FLAGS.table}; rows: {sorted(known)}")
   rows = []
   for name, flagfile, paper in TABLES[FLAGS.table]:
-    if FLAGS.rows and slug(name) not in {slug(row) for row in FLAGS.rows}:
+    if wanted and slug(name) not in wanted:
       continue
     aps = []
     for seed in ([0] if flagfile is None else seeds):
@@ -151,7 +153,7 @@ def main(argv):
                    aps[-1]["medium"], aps[-1]["hard"])
     rows.append((name, aps, paper))
   path = os.path.join(FLAGS.results_dir, f"table{FLAGS.table}_{FLAGS.scale}.md")
-  write_table(rows, path, FLAGS.seeds)
+  write_table(rows, path, seeds)
   print(open(path).read())
 
 

@@ -1,5 +1,6 @@
 """The rows of every paper table experiments/run.py runs, and the flag-free helpers that name and
 summarise them (kept apart from run.py so they can be imported without defining absl flags)."""
+import statistics
 
 # (row name, flagfile or None for the baseline, paper Easy/Medium/Hard).
 TABLES = {
@@ -33,7 +34,4 @@ def slug(name):
 
 def mean_sd(values):
   """(mean, sample standard deviation or None for one value) of a list of floats."""
-  mean = sum(values) / len(values)
-  if len(values) < 2:
-    return mean, None
-  return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+  return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)

@@ -37,8 +37,8 @@ def test_baseline_row_of_perfect_proposals_fills_the_table(tmp_path):
 def test_mean_sd_is_the_sample_standard_deviation():
   spec = importlib.util.spec_from_file_location("experiments_table_rows",
                                                 os.path.join(REPO, "experiments", "table_rows.py"))
-  run = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(run)
+  table_rows = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(table_rows)
   values = [0.61, 0.68, 0.66]
-  assert run.mean_sd(values) == pytest.approx((np.mean(values), np.std(values, ddof=1)))
-  assert run.mean_sd([0.5]) == (0.5, None)
+  assert table_rows.mean_sd(values) == pytest.approx((np.mean(values), np.std(values, ddof=1)))
+  assert table_rows.mean_sd([0.5]) == (0.5, None)

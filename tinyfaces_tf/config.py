@@ -5,11 +5,12 @@ The presets are the table rows' common bases; ``experiments/*.cfg`` flagfiles se
 """
 import dataclasses
 
+from tinyfaces_tf import precision as precision_lib
 from tinyfaces_tf.losses import LossConfig
 from tinyfaces_tf.models.discriminator import DiscriminatorConfig
 from tinyfaces_tf.models.generator import GeneratorConfig
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", *precision_lib.POLICIES)
 
 
 @dataclasses.dataclass(frozen=True)
