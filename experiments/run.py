@@ -39,9 +39,13 @@ flags.DEFINE_list("seeds", ["0"], "Train every row once per seed; the table give
                   "standard deviation. Seed 0 reuses a finished single-seed run.")
 
 def _python(module, *args):
+  """Runs a tinyfaces_tf CLI in the caller's working directory, so relative path flags mean what
+  they mean here (REPO on PYTHONPATH keeps an uninstalled checkout working)."""
   cmd = [sys.executable, "-m", module, *args]
   logging.info("$ %s", " ".join(cmd))
-  subprocess.run(cmd, check=True, cwd=REPO)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+  subprocess.run(cmd, check=True, env=env)
 
 
 def row_context(flagfile):
