@@ -59,13 +59,13 @@ def report(name, dataset, batch_size):
 
 def main(argv):
   del argv
-  config = pipeline.PipelineConfig(batch_size=_BATCH.value, seed=0)
+  config = pipeline.PipelineConfig()
   report("synthetic", pipeline.make_training_dataset(
-      synthetic_source(_SYNTHETIC_N.value), config), _BATCH.value)
+      synthetic_source(_SYNTHETIC_N.value), config, _BATCH.value), _BATCH.value)
   if _DATA_DIR.value:
     source = pipeline.load_split(_DATA_DIR.value, _SPLIT.value, _CONFIG.value)
     report(f"wider_face_rois/{_CONFIG.value}:{_SPLIT.value}",
-           pipeline.make_training_dataset(source, config), _BATCH.value)
+           pipeline.make_training_dataset(source, config, _BATCH.value), _BATCH.value)
 
 
 if __name__ == "__main__":

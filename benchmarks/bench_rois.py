@@ -13,7 +13,8 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from tinyfaces_tf.data import rois
+from tinyfaces_tf import roi_crop
+from tinyfaces_tf.data import roi_sampler
 
 _WIDER_DIR = flags.DEFINE_string("wider_dir", None, "WIDER FACE (or demo) root; unset: synthetic.")
 _SPLIT = flags.DEFINE_string("split", "val", "WIDER split with --wider_dir.")
@@ -37,8 +38,8 @@ def synthetic_images(n, seed=0):
 
 
 def wider_images(root, split, n):
-  from tinyfaces_tf.data import wider  # pylint: disable=g-import-not-at-top
-  dataset = wider.WiderFace(root)
+  from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
+  dataset = wider_face.WiderFace(root)
   for i, annotation in enumerate(dataset.annotations(split)):
     if i >= n:
       return
@@ -70,14 +71,9 @@ def main(argv):
     source, images = "synthetic 640x480", list(synthetic_images(_IMAGES.value))
   rng = np.random.default_rng(0)
   proposals = [proposals_for(im.shape, gt, _ROIS.value, rng) for im, gt, _ in images]
-  config = rois.RoiConfig(context=_CONTEXT.value, antialias=_ANTIALIAS.value)
-
-  crop_fn = tf.function(
-      lambda image, boxes: rois.crop_rois_with_context(
-          image, boxes, config.context, config.hr_size, config.scale, config.pad_value,
-          config.antialias),
-      input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
-                       tf.TensorSpec([None, 4], tf.float32)])
+  crop = roi_crop.CropConfig(context=_CONTEXT.value, antialias=_ANTIALIAS.value)
+  sampler = roi_sampler.RoiSamplerConfig()
+  crop_fn = roi_crop.compiled_crop(crop)
   crop_fn(tf.constant(images[0][0]), tf.constant(proposals[0]))  # trace
 
   def timed(name, fn, n_rois):
@@ -86,8 +82,8 @@ def main(argv):
       fn(i, image, gt, valid)
     seconds = time.perf_counter() - start
     print(f"{name}: {n_rois / seconds:.0f} RoIs/s, {len(images) / seconds:.2f} images/s "
-          f"({len(images)} images, {n_rois} RoIs, {seconds:.2f} s; {source}, m={config.context}, "
-          f"antialias={config.antialias})")
+          f"({len(images)} images, {n_rois} RoIs, {seconds:.2f} s; {source}, m={crop.context}, "
+          f"antialias={crop.antialias})")
 
   def graph_crop(i, image, *_):
     hr, lr = crop_fn(tf.constant(image), tf.constant(proposals[i]))
@@ -95,13 +91,12 @@ def main(argv):
     del hr
 
   def eager_crop(i, image, *_):
-    rois.crop_rois_with_context(image, proposals[i], config.context, antialias=config.antialias)[
-        1].numpy()
+    roi_crop.crop_rois_with_context(image, proposals[i], crop)[1].numpy()
 
   sampled = []
 
   def sample(i, image, gt, valid):
-    sampled.append(rois.sample_training_rois(image.shape, gt, valid, proposals[i], config, i))
+    sampled.append(roi_sampler.sample_training_rois(image.shape, gt, valid, proposals[i], sampler, i))
 
   total = sum(len(p) for p in proposals)
   timed("crop_rois_with_context (tf.function)", graph_crop, total)
@@ -110,10 +105,10 @@ def main(argv):
   made = sum(len(s["rois"]) for s in sampled)
 
   def make(i, image, gt, valid):
-    rois.make_training_examples(image, gt, valid, proposals[i], config, i)
+    roi_sampler.make_training_examples(image, gt, valid, proposals[i], sampler, crop, i)
 
-  rois.make_training_examples(images[0][0], images[0][1], images[0][2], proposals[0], config,
-                              0)  # trace the compiled crop
+  roi_sampler.make_training_examples(images[0][0], images[0][1], images[0][2], proposals[0],
+                                     sampler, crop, 0)  # trace the compiled crop
   timed(f"make_training_examples ({made} training RoIs made)", make, made)
 
 

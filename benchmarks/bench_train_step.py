@@ -12,10 +12,15 @@ import numpy as np
 import tensorflow as tf
 
 from tinyfaces_tf import models
+from tinyfaces_tf import precision
 
 
 def measure(generator, backbone, batch, policy, jit, steps, warmup, tiny):
-  keras.mixed_precision.set_dtype_policy(policy)
+  with precision.policy_scope(policy):
+    return _measure(generator, backbone, batch, jit, steps, warmup, tiny)
+
+
+def _measure(generator, backbone, batch, jit, steps, warmup, tiny):
   keras.utils.set_random_seed(0)
   overrides = dict(width=16, upsample_width=32, residual_units=1) if tiny else {}
   g = models.build_generator(generator, **overrides)
@@ -32,9 +37,7 @@ def measure(generator, backbone, batch, policy, jit, steps, warmup, tiny):
   gan.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)
   start = time.perf_counter()
   gan.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-  seconds = (time.perf_counter() - start) / steps
-  keras.mixed_precision.set_dtype_policy("float32")
-  return seconds
+  return (time.perf_counter() - start) / steps
 
 
 def main():

@@ -6,9 +6,9 @@
 Each row = `tinyfaces-train --flagfile=<row>.cfg` (+ experiments/demo_scale.cfg at demo scale)
 -> export -> detect the val split on the baseline's proposals -> official WIDER evaluation.
 The baseline row is the proposer's own scores on the same images. Rows run in subprocesses, so
-each gets a clean TF runtime; a finished row (its wider_ap.json exists) is not re-run.
+each gets a clean TF runtime; a finished row (its eval/wider_ap.json exists) is not re-run.
+A row's config is read through the same flags as tinyfaces-train (cli/config_flags.py).
 """
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +22,7 @@ from table_rows import DEMO_EXTRA, TABLES, mean_sd, slug
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+BASELINE, OURS = "baseline", "ours"  # labels in each row's eval/wider_ap.json
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("table", "2", ["2", "3", "4", "cvpr18"], "Journal Table 2/3, MTGAN Table 4, CVPR18.")
@@ -48,52 +49,56 @@ def _python(module, *args):
   subprocess.run(cmd, check=True, env=env)
 
 
-def row_context(flagfile):
-  """The --context of a row's flagfile (every row names its own)."""
-  with open(os.path.join(HERE, flagfile)) as f:
-    values = [line.split("=", 1)[1] for line in f if line.startswith("--context=")]
-  if not values:
-    raise ValueError(f"{flagfile}: no --context line")
-  return float(values[-1])
+def row_flagfiles(flagfile):
+  """The flagfiles of a row at the chosen scale, in order."""
+  files = [os.path.join(HERE, flagfile)]
+  if FLAGS.scale == "demo":
+    files.append(os.path.join(HERE, "demo_scale.cfg"))
+    if flagfile in DEMO_EXTRA:
+      files.append(os.path.join(HERE, DEMO_EXTRA[flagfile]))
+  return files
+
+
+def row_config(flagfile):
+  """The ExperimentConfig a row trains with, parsed by tinyfaces-train's own flags."""
+  from tinyfaces_tf.cli import config_flags
+  flag_values = flags.FlagValues()
+  config_flags.define_config_flags(flag_values=flag_values)
+  flag_values(["run.py", *(f"--flagfile={p}" for p in row_flagfiles(flagfile))])
+  return config_flags.config_from_flags(flag_values)
 
 
 def ensure_demo_rois(flagfile, data_dir):
-  """At demo scale, builds the wider_face_rois config a row needs from the demo data."""
-  from tinyfaces_tf import demo_job
-  paths = demo_job.DemoPaths(FLAGS.wider_dir, os.path.dirname(os.path.normpath(data_dir)))
-  demo_job.ensure_rois(paths, f"x{row_context(flagfile):.1f}")
+  """At demo scale, builds the RoIs a row's config needs from the demo data."""
+  from tinyfaces_tf import task as task_lib
+  task_lib.Task(row_config(flagfile), FLAGS.wider_dir).build_rois(data_dir)
 
 
 def run_row(name, flagfile, data_dir, proposals_dir, gt_dir, seed=0):
   """Trains, exports, detects and evaluates one row with one seed; returns its AP dict."""
   run_name = slug(name) if seed == 0 else f"{slug(name)}_seed{seed}"
   out = os.path.join(FLAGS.runs_dir, f"table{FLAGS.table}_{FLAGS.scale}", run_name)
-  ap_file = os.path.join(out, "eval", "wider_ap.json")
-  if os.path.exists(ap_file):
-    with open(ap_file) as f:
-      return json.load(f)
+  from tinyfaces_tf.evaluation import report
+  eval_dir = os.path.join(out, "eval")
+  label = BASELINE if flagfile is None else OURS
+  if os.path.exists(os.path.join(eval_dir, report.AP_FILE)):
+    return report.read_aps(eval_dir)[label]
   if flagfile is None:  # the baseline: the proposer's own scores
-    from tinyfaces_tf.evaluation import report
-    return report.evaluate_dirs(proposals_dir, gt_dir, os.path.join(out, "eval"))["ours"]
+    return report.evaluate_dirs({BASELINE: proposals_dir}, gt_dir, eval_dir)[BASELINE]
   if FLAGS.scale == "demo":
     ensure_demo_rois(flagfile, data_dir)
-  train_args = [f"--flagfile={os.path.join(HERE, flagfile)}"]
-  if FLAGS.scale == "demo":
-    train_args.append(f"--flagfile={os.path.join(HERE, 'demo_scale.cfg')}")
-    if flagfile in DEMO_EXTRA:
-      train_args.append(f"--flagfile={os.path.join(HERE, DEMO_EXTRA[flagfile])}")
+  train_args = [f"--flagfile={path}" for path in row_flagfiles(flagfile)]
   if FLAGS.steps:
-    train_args.append(f"--steps={FLAGS.steps}")
-  train_args.append(f"--seed={seed}")
+    train_args.append(f"--config.train.steps={FLAGS.steps}")
+  train_args.append(f"--config.train.seed={seed}")
   _python("tinyfaces_tf.cli.train", *train_args, f"--data_dir={data_dir}", f"--out_dir={out}",
           "--export")
   _python("tinyfaces_tf.cli.detect", f"--model={os.path.join(out, 'export')}",
           f"--wider_dir={FLAGS.wider_dir}", "--split=val",
           f"--proposer=results:{proposals_dir}", f"--results_dir={os.path.join(out, 'results')}")
   _python("tinyfaces_tf.cli.evaluate", f"--results={os.path.join(out, 'results')}",
-          f"--gt_dir={gt_dir}", f"--out={os.path.join(out, 'eval')}")
-  with open(ap_file) as f:
-    return json.load(f)
+          f"--gt_dir={gt_dir}", f"--out={eval_dir}", f"--label={OURS}")
+  return report.read_aps(eval_dir)[OURS]
 
 
 def write_table(rows, path, seeds):
@@ -126,7 +131,6 @@ def write_table(rows, path, seeds):
 
 def main(argv):
   del argv
-  sys.path.insert(0, REPO)
   data_dir = FLAGS.data_dir or ("runs/demo/tfds" if FLAGS.scale == "demo" else None)
   if not data_dir:
     raise app.UsageError("--data_dir (a built wider_face_rois) is required at paper scale")

@@ -9,10 +9,11 @@ import time
 
 def test_sigkill_then_resume(tmp_path):
   out = tmp_path / "run"
-  cmd = [sys.executable, "-m", "tinyfaces_tf.cli.train", "--preset=demo", "--synthetic",
-         f"--out_dir={out}", "--steps=400", "--pretrain_steps=2", "--checkpoint_every=4",
-         "--batch_size=4", "--width=4", "--upsample_width=4", "--precision=float32",
-         "--noexport"]
+  cmd = [sys.executable, "-m", "tinyfaces_tf.cli.train", "--config=demo", "--synthetic",
+         f"--out_dir={out}", "--config.train.steps=400", "--config.train.pretrain_steps=2",
+         "--config.train.checkpoint_every=4", "--config.train.batch_size=4",
+         "--config.generator.width=4", "--config.generator.upsample_width=4",
+         "--config.train.precision=float32", "--noexport"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
   proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   ckpt_dir = out / "checkpoints"
@@ -30,7 +31,8 @@ def test_sigkill_then_resume(tmp_path):
     proc.wait()
   assert not (out / "train_result.json").exists()  # it really died before finishing
   # Same command with a shorter schedule so the test stays fast: the step counter continues.
-  cmd = [c if not c.startswith("--steps=") else "--steps=60" for c in cmd]
+  cmd = [c if not c.startswith("--config.train.steps=") else "--config.train.steps=60"
+         for c in cmd]
   done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   result = json.loads((out / "train_result.json").read_text())

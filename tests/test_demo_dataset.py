@@ -18,7 +18,8 @@ import skimage.data
 from PIL import Image
 
 from tinyfaces_tf.data import demo
-from tinyfaces_tf.data import wider
+from tinyfaces_tf.data import wider_face
+from tinyfaces_tf.data import wider_ground_truth
 
 LFW = skimage.data.lfw_subset()  # [200, 25, 25]; 0-99 faces, 100-199 non-faces.
 CLEAN = demo.SceneConfig(blur_probabilities=(1, 0, 0), illumination_probability=0.0,
@@ -162,9 +163,9 @@ def demo_root(tmp_path_factory):
 
 def test_layout_and_written_boxes_match_image_pixels(demo_root):
   root, summary = demo_root
-  dataset = wider.WiderFace(root)
+  dataset = wider_face.WiderFace(root)
   assert summary["train"]["images"] == 4 and summary["val"]["images"] == 4
-  for split in wider.SPLITS:
+  for split in wider_face.SPLITS:
     assert dataset.check_images(split) == []
   assert len(dataset.test_names()) == 2
   assert dataset.ground_truth_dir == os.path.join(str(root), "eval_tools", "ground_truth")
@@ -205,7 +206,7 @@ def _cell(value):
 
 def test_mat_files_follow_the_height_rule(demo_root):
   root, _ = demo_root
-  annotations = wider.read_bbx_gt(root / "wider_face_split" / "wider_face_val_bbx_gt.txt")
+  annotations = wider_face.read_bbx_gt(root / "wider_face_split" / "wider_face_val_bbx_gt.txt")
   events = []
   for a in annotations:
     event = a.name.split("/")[0]
@@ -239,7 +240,7 @@ def test_mat_files_follow_the_height_rule(demo_root):
       sizes[setting] += expected.size
   assert 0 < sizes["easy"] < sizes["medium"] < sizes["hard"]
   # The project's eval_tools reader agrees.
-  gt = wider.read_eval_ground_truth(gt_dir)
+  gt = wider_ground_truth.read_eval_ground_truth(gt_dir)
   assert gt.num_images == len(annotations)
 
 
@@ -286,7 +287,7 @@ def test_cli_demo_and_check(tmp_path):
   assert done.returncode == 0, done.stderr[-2000:]
   demo.make_demo_dataset(tmp_path / "api", train_images=2, val_images=1, test_images=1, seed=2)
   assert _tree_bytes(out) == _tree_bytes(tmp_path / "api")
-  missing = out / "WIDER_val" / "images" / wider.read_bbx_gt(
+  missing = out / "WIDER_val" / "images" / wider_face.read_bbx_gt(
       out / "wider_face_split" / "wider_face_val_bbx_gt.txt")[0].name
   os.remove(missing)
   done = subprocess.run([sys.executable, "-m", "tinyfaces_tf.cli.data", "check",

@@ -6,11 +6,13 @@ import tensorflow as tf
 
 from tinyfaces_tf import boxes
 from tinyfaces_tf import config as config_lib
-from tinyfaces_tf import detect
 from tinyfaces_tf import models
-from tinyfaces_tf import train
+from tinyfaces_tf import roi_crop
 from tinyfaces_tf.data import demo
-from tinyfaces_tf.data import rois
+from tinyfaces_tf.data import roi_sampler as rois
+from tinyfaces_tf.detection import detector as detect
+
+CROP = roi_crop.CropConfig(context=2.0)
 
 
 def scenes(split, count, seed):
@@ -24,7 +26,7 @@ def roi_dataset(count, config):
     ann = [a for a in scene.annotations]
     gt = np.array([[a.x, a.y, a.x + a.w, a.y + a.h] for a in ann], np.float32)
     valid = np.array([a.invalid == 0 for a in ann])
-    parts.append(rois.make_training_examples(scene.image, gt, valid, None, config,
+    parts.append(rois.make_training_examples(scene.image, gt, valid, None, config, CROP,
                                              np.random.default_rng(i)))
   keys = ("lr", "hr", "labels", "box_targets")
   data = {k: np.concatenate([p[k] for p in parts]) for k in keys}
@@ -33,7 +35,7 @@ def roi_dataset(count, config):
 
 
 def test_refined_boxes_move_toward_ground_truth(restore_policy):
-  roi_config = rois.RoiConfig(context=2.0, jitter_per_face=4)
+  roi_config = rois.RoiSamplerConfig(jitter_per_face=4)
   data = roi_dataset(25, roi_config)
   ds = tf.data.Dataset.from_tensor_slices(data).shuffle(4096, seed=0).repeat().batch(32)
   cfg = config_lib.get_preset("demo")
@@ -53,7 +55,7 @@ def test_refined_boxes_move_toward_ground_truth(restore_policy):
     gt = np.array([[a.x, a.y, a.x + a.w, a.y + a.h] for a in scene.annotations if not a.invalid],
                   np.float32)
     proposals, face = rois.jitter_positives(gt, 3, roi_config, rng)
-    _, lr = rois.crop_rois_with_context(scene.image, proposals, 2.0)
+    _, lr = roi_crop.crop_rois_with_context(scene.image, proposals, CROP)
     deltas = detect.score_rois(g, d, lr)["box_deltas"]
     refined = boxes.decode(deltas, proposals).numpy()
     iou = lambda b: np.diag(boxes.iou_matrix(b, gt[face]).numpy())

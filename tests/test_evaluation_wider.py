@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from tinyfaces_tf.data import eval_tools
-from tinyfaces_tf.evaluation import wider
+from tinyfaces_tf.data import result_files
+from tinyfaces_tf.data import wider_ground_truth
+from tinyfaces_tf.evaluation import wider_protocol
 
 
 def _gt(images, settings=None):
@@ -11,8 +12,8 @@ def _gt(images, settings=None):
   names = list(images)
   settings = settings or {}
   gt_lists = {s: [settings.get(s, {}).get(n, list(range(1, len(images[n]) + 1))) for n in names]
-              for s in wider.SETTINGS}
-  return eval_tools.EvalGroundTruth.from_images(names, [images[n] for n in names], gt_lists)
+              for s in wider_protocol.SETTINGS}
+  return wider_ground_truth.EvalGroundTruth.from_images(names, [images[n] for n in names], gt_lists)
 
 
 def _preds(rows):
@@ -105,7 +106,7 @@ def _matlab_eval(preds, gt, setting, thresh_num=1000, iou=0.5):
 
 
 def _random_case(rng, num_images=12):
-  images, settings, preds = {}, {s: {} for s in wider.SETTINGS}, {}
+  images, settings, preds = {}, {s: {} for s in wider_protocol.SETTINGS}, {}
   for k in range(num_images):
     name = f"{k % 3}--Ev/img_{k}"
     num_faces = rng.integers(0, 6)
@@ -132,9 +133,9 @@ def _random_case(rng, num_images=12):
 def test_matches_line_by_line_matlab_transcription():
   rng = np.random.default_rng(7)
   gt, preds = _random_case(rng)
-  result = wider.evaluate(preds, gt)
+  result = wider_protocol.evaluate(preds, gt)
   assert result.num_missing == 1 and result.num_images == 12
-  for setting in wider.SETTINGS:
+  for setting in wider_protocol.SETTINGS:
     ap, precision, recall = _matlab_eval(preds, gt, setting)
     np.testing.assert_allclose(result.precision[setting], precision, rtol=0, atol=1e-12)
     np.testing.assert_allclose(result.recall[setting], recall, rtol=0, atol=1e-12)
@@ -147,8 +148,8 @@ def test_perfect_predictions_give_ap_one():
   gt, _ = _random_case(rng)
   preds = {n: (b, rng.uniform(0, 1, len(b)))
            for n, b in zip(gt.image_names(), [b for e in gt.face_bbx_list for b in e])}
-  result = wider.evaluate(preds, gt)
-  for setting in wider.SETTINGS:
+  result = wider_protocol.evaluate(preds, gt)
+  for setting in wider_protocol.SETTINGS:
     # Every counted face is hit and the other faces are "don't care": precision 1 everywhere.
     assert result.ap[setting] == pytest.approx(1.0, abs=1e-12), setting
     assert result.recall[setting][-1] == pytest.approx(1.0)
@@ -165,18 +166,18 @@ def test_hand_worked_ap(tmp_path):
   gt = _gt({"0--E/a": [[0, 0, 9, 9], [20, 0, 9, 9]], "0--E/b": [[0, 0, 19, 19]]})
   preds = _preds({"0--E/a": [[0, 0, 9, 9, 0.95], [100, 100, 9, 9, 0.8]],
                   "0--E/b": [[0, 0, 19, 19, 0.6], [0, 0, 19, 19, 0.05]]})
-  result = wider.evaluate(preds, gt)
-  for setting in wider.SETTINGS:
+  result = wider_protocol.evaluate(preds, gt)
+  for setting in wider_protocol.SETTINGS:
     assert result.ap[setting] == pytest.approx(5 / 9, abs=1e-12)
     assert result.num_faces[setting] == 3
   np.testing.assert_allclose(result.precision["easy"][[0, 200, 500, 999]], [1, 1 / 2, 2 / 3, 1 / 2])
   np.testing.assert_allclose(result.recall["easy"][[0, 200, 500, 999]], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
   # Same numbers through the files on disk.
-  eval_tools.write_eval_ground_truth(tmp_path / "gt", gt)
+  wider_ground_truth.write_eval_ground_truth(tmp_path / "gt", gt)
   for name, (boxes, scores) in preds.items():
-    eval_tools.write_result_file(tmp_path / "res", name, boxes, scores)
-  from_files = wider.evaluate_results_dir(tmp_path / "res", tmp_path / "gt")
-  assert from_files.ap == pytest.approx({s: 5 / 9 for s in wider.SETTINGS}, abs=1e-12)
+    result_files.write_result_file(tmp_path / "res", name, boxes, scores)
+  from_files = wider_protocol.evaluate_results_dir(tmp_path / "res", tmp_path / "gt")
+  assert from_files.ap == pytest.approx({s: 5 / 9 for s in wider_protocol.SETTINGS}, abs=1e-12)
 
 
 def test_dont_care_match_is_neither_tp_nor_fp():
@@ -184,8 +185,8 @@ def test_dont_care_match_is_neither_tp_nor_fp():
   gt = _gt({"0--E/a": [[0, 0, 9, 9], [30, 0, 9, 9]]}, {"easy": {"0--E/a": [1]}})
   base = {"0--E/a": [[0, 0, 9, 9, 0.9], [100, 100, 5, 5, 0.1]]}
   with_dont_care = {"0--E/a": base["0--E/a"] + [[30, 0, 9, 9, 0.5]]}
-  a = wider.evaluate(_preds(base), gt)
-  b = wider.evaluate(_preds(with_dont_care), gt)
+  a = wider_protocol.evaluate(_preds(base), gt)
+  b = wider_protocol.evaluate(_preds(with_dont_care), gt)
   np.testing.assert_array_equal(a.proposals["easy"], b.proposals["easy"])
   np.testing.assert_array_equal(a.true_positives["easy"], b.true_positives["easy"])
   assert a.ap["easy"] == b.ap["easy"] == pytest.approx(1.0)
@@ -200,8 +201,8 @@ def test_image_order_does_not_matter():
   for name, (boxes, scores) in preds.items():
     perm = rng.permutation(len(scores))
     shuffled[name] = (boxes[perm], scores[perm])
-  a, b = wider.evaluate(preds, gt), wider.evaluate(shuffled, gt)
-  for setting in wider.SETTINGS:
+  a, b = wider_protocol.evaluate(preds, gt), wider_protocol.evaluate(shuffled, gt)
+  for setting in wider_protocol.SETTINGS:
     assert a.ap[setting] == b.ap[setting]
     np.testing.assert_array_equal(a.true_positives[setting], b.true_positives[setting])
 
@@ -210,12 +211,12 @@ def test_plus_one_iou_convention():
   # gt xywh [0,0,2,2] -> xyxy [0,0,2,2]; prediction [1,0,2,2] -> [1,0,3,2].
   # Continuous IoU: inter 1*2 = 2, union 4 + 4 - 2 = 6 -> 1/3 (a miss).
   # +1 convention: inter (2-1+1)*(2-0+1) = 6, areas 3*3 = 9, union 12 -> 0.5 (a hit).
-  assert wider.overlaps_plus1([[1, 0, 3, 2]], [[0, 0, 2, 2]])[0, 0] == pytest.approx(0.5)
+  assert wider_protocol.overlaps_plus1([[1, 0, 3, 2]], [[0, 0, 2, 2]])[0, 0] == pytest.approx(0.5)
   gt = _gt({"0--E/a": [[0, 0, 2, 2]]})
-  hit = wider.evaluate(_preds({"0--E/a": [[1, 0, 2, 2, 0.9], [50, 50, 2, 2, 0.1]]}), gt)
+  hit = wider_protocol.evaluate(_preds({"0--E/a": [[1, 0, 2, 2, 0.9], [50, 50, 2, 2, 0.1]]}), gt)
   assert hit.ap["hard"] == pytest.approx(1.0)
   # One more pixel of shift: inter 1*3 = 3, union 15 -> 0.2, no hit.
-  miss = wider.evaluate(_preds({"0--E/a": [[2, 0, 2, 2, 0.9], [50, 50, 2, 2, 0.1]]}), gt)
+  miss = wider_protocol.evaluate(_preds({"0--E/a": [[2, 0, 2, 2, 0.9], [50, 50, 2, 2, 0.1]]}), gt)
   assert miss.ap["hard"] == 0.0
 
 
@@ -225,7 +226,7 @@ def test_plus_one_overlaps_against_formula():
   a[:, 2:] = a[:, :2] + np.round(rng.uniform(0, 20, (20, 2)))
   b = a[rng.permutation(20)] + np.round(rng.normal(0, 3, (20, 4)))
   b[:, 2:] = np.maximum(b[:, 2:], b[:, :2])
-  got = wider.overlaps_plus1(a, b)
+  got = wider_protocol.overlaps_plus1(a, b)
   for k in range(len(b)):
     np.testing.assert_allclose(got[:, k], _matlab_boxoverlap(a, b[k]), atol=1e-12)
 
@@ -233,11 +234,11 @@ def test_plus_one_overlaps_against_formula():
 def test_global_normalisation_is_affine_invariant():
   rng = np.random.default_rng(5)
   gt, preds = _random_case(rng)
-  ref = wider.evaluate(preds, gt)
+  ref = wider_protocol.evaluate(preds, gt)
   for scale, shift in ((4.0, 0.0), (1.0, 1.0), (0.25, 3.0)):
     moved = {n: (b, s * scale + shift) for n, (b, s) in preds.items()}
-    res = wider.evaluate(moved, gt)
-    for setting in wider.SETTINGS:
+    res = wider_protocol.evaluate(moved, gt)
+    for setting in wider_protocol.SETTINGS:
       assert res.ap[setting] == pytest.approx(ref.ap[setting], abs=1e-12), (scale, shift)
 
 
@@ -248,30 +249,30 @@ def test_normalisation_is_global_not_per_image():
   gt = _gt({"0--E/a": [[0, 0, 9, 9]], "0--E/b": [[0, 0, 9, 9]]})
   preds = _preds({"0--E/a": [[0, 0, 9, 9, 0.5], [50, 50, 9, 9, 0.1]],
                   "0--E/b": [[0, 0, 9, 9, 0.9], [50, 50, 9, 9, 0.6]]})
-  assert wider.evaluate(preds, gt).ap["hard"] == pytest.approx(5 / 6, abs=1e-12)
+  assert wider_protocol.evaluate(preds, gt).ap["hard"] == pytest.approx(5 / 6, abs=1e-12)
 
 
 def test_missing_images_and_faceless_images():
   gt = _gt({"0--E/a": [[0, 0, 9, 9]], "0--E/b": [[0, 0, 9, 9]], "0--E/c": np.zeros((0, 4))})
   preds = _preds({"0--E/a": [[0, 0, 9, 9, 0.9], [50, 50, 9, 9, 0.1]]})
-  result = wider.evaluate(preds, gt)
+  result = wider_protocol.evaluate(preds, gt)
   assert result.num_missing == 2 and result.num_faces["hard"] == 2
   assert result.recall["hard"][-1] == pytest.approx(0.5)
   assert result.ap["hard"] == pytest.approx(0.5)
   # As in wider_eval.m, an image without faces is skipped: its boxes are not false positives.
   preds["0--E/c"] = (np.array([[5.0, 5, 9, 9]]), np.array([0.5]))
-  again = wider.evaluate(preds, gt)
+  again = wider_protocol.evaluate(preds, gt)
   np.testing.assert_array_equal(again.proposals["hard"], result.proposals["hard"])
 
 
 def test_thresholds_and_official_ap_helpers():
-  result = wider.evaluate(_preds({"e/a": [[0, 0, 9, 9, 1.0]]}), _gt({"e/a": [[0, 0, 9, 9]]}))
+  result = wider_protocol.evaluate(_preds({"e/a": [[0, 0, 9, 9, 1.0]]}), _gt({"e/a": [[0, 0, 9, 9]]}))
   assert result.thresholds[0] == pytest.approx(0.999) and result.thresholds[-1] == 0.0
   assert len(result.thresholds) == 1000
   # VOC AP of a two-point curve, by hand: recall 0.5 at P 1, then recall 1 at P 0.5 -> 0.75.
-  assert wider.voc_ap([0.5, 1.0], [1.0, 0.5]) == pytest.approx(0.75)
+  assert wider_protocol.voc_ap([0.5, 1.0], [1.0, 0.5]) == pytest.approx(0.75)
   # NaN precision (no proposal yet) is skipped, as MATLAB's max skips NaN.
-  assert wider.voc_ap([0.0, 0.5, 1.0], [np.nan, 1.0, 0.5]) == pytest.approx(0.75)
+  assert wider_protocol.voc_ap([0.0, 0.5, 1.0], [np.nan, 1.0, 0.5]) == pytest.approx(0.75)
 
 
 def test_image_eval_flags_by_hand():
@@ -279,6 +280,6 @@ def test_image_eval_flags_by_hand():
   # Flags: p1 is -1 (don't care); p2 stays a proposal (g0 already recalled). Recall stays 1.
   gt = [[0, 0, 9, 9], [20, 0, 29, 9]]
   pred = [[0, 0, 9, 9], [20, 0, 29, 9], [1, 0, 9, 9], [50, 50, 59, 59]]
-  pred_recall, proposal = wider.image_eval(pred, gt, keep=[True, False])
+  pred_recall, proposal = wider_protocol.image_eval(pred, gt, keep=[True, False])
   np.testing.assert_array_equal(pred_recall, [1, 1, 1, 1])
   np.testing.assert_array_equal(proposal, [1, -1, 1, 1])

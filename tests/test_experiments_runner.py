@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tinyfaces_tf.data import demo
-from tinyfaces_tf.data import eval_tools
-from tinyfaces_tf.data import wider
+from tinyfaces_tf.data import result_files
+from tinyfaces_tf.data import wider_face
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,9 +18,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_baseline_row_of_perfect_proposals_fills_the_table(tmp_path):
   data = tmp_path / "demo"
   demo.make_demo_dataset(data, train_images=0, val_images=3, test_images=0, seed=5)
-  for image in wider.read_bbx_gt(wider.split_file(str(data), "val")):
+  for image in wider_face.read_bbx_gt(wider_face.split_file(str(data), "val")):
     boxes = np.array([[f.x, f.y, f.w, f.h] for f in image.faces], np.float32).reshape(-1, 4)
-    eval_tools.write_result_file(str(data / "proposals" / "val"), image.name, boxes,
+    result_files.write_result_file(str(data / "proposals" / "val"), image.name, boxes,
                                  np.linspace(1.0, 0.5, len(boxes)))
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
   done = subprocess.run(

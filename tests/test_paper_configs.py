@@ -1,6 +1,5 @@
 """Every paper configuration builds at full size, trains a step and exports; every experiment
 flagfile parses into the configuration its table row describes."""
-import dataclasses
 import glob
 import os
 
@@ -10,22 +9,20 @@ import tensorflow as tf
 from absl import flags
 
 from tinyfaces_tf import config as config_lib
-from tinyfaces_tf import export
-from tinyfaces_tf import train
-from tinyfaces_tf.cli import train as train_cli
+from tinyfaces_tf import task as task_lib
+from tinyfaces_tf.cli import config_flags
 
 EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
 
 
 @pytest.mark.parametrize("preset", ["journal", "cvpr18", "mtgan", "sbu"])
 def test_paper_preset_trains_and_exports(preset, tmp_path, restore_policy):
-  cfg = config_lib.get_preset(preset)
-  cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-      cfg.train, batch_size=2, steps=1, pretrain_steps=1, checkpoint_every=1))
-  result, gan = train.train(cfg, lambda seed: train.synthetic_dataset(2, seed), str(tmp_path))
+  cfg = config_lib.replace(config_lib.get_preset(preset), train={
+      "batch_size": 2, "steps": 1, "pretrain_steps": 1, "checkpoint_every": 1})
+  task = task_lib.Task(cfg)
+  result, gan = task.train(task.build_synthetic_dataset(), str(tmp_path))
   assert result.steps == 1 and np.isfinite(result.metrics["d_loss"])
-  path = export.export_saved_model(gan.generator, gan.discriminator, str(tmp_path / "export"),
-                                   context=cfg.context)
+  path = task.export(gan.generator, gan.discriminator, str(tmp_path / "export"))
   loaded = tf.saved_model.load(path)
   lr = np.zeros((1, 16, 16, 3), np.float32)
   # precision="auto" trains these in mixed_bfloat16 on bf16 CPUs: the graph's fused kernels
@@ -35,13 +32,12 @@ def test_paper_preset_trains_and_exports(preset, tmp_path, restore_policy):
                              tf.sigmoid(gan(lr)["cls_logits"][:, 0]), rtol=1e-4, atol=atol)
 
 
-def parse(*paths):
-  fv = flags.FLAGS
-  try:
-    fv(["tinyfaces-train"] + [f"--flagfile={p}" for p in paths])
-    return train_cli.config_from_flags(fv)
-  finally:
-    fv.unparse_flags()
+def parse(*args):
+  """tinyfaces-train's config flags on flagfile paths (or other arguments)."""
+  fv = flags.FlagValues()
+  config_flags.define_config_flags(flag_values=fv)
+  fv(["tinyfaces-train"] + [a if a.startswith("--") else f"--flagfile={a}" for a in args])
+  return config_flags.config_from_flags(fv)
 
 
 def test_every_flagfile_parses():
@@ -63,8 +59,8 @@ def test_table_rows_switch_what_the_paper_says():
   star = row("table2/ours_star.cfg")
   assert (star.discriminator.backbone, star.discriminator.reg_branch, star.loss.g_reg) == (
       "resnet50", True, True)
-  assert [row(f"table3/context_x{m}.cfg").context for m in ("1.0", "1.5", "2.0", "3.0", "4.0")] \
-      == [1.0, 1.5, 2.0, 3.0, 4.0]
+  assert [row(f"table3/context_x{m}.cfg").crop.context
+          for m in ("1.0", "1.5", "2.0", "3.0", "4.0")] == [1.0, 1.5, 2.0, 3.0, 4.0]
   assert row("mtgan/sbu.cfg").generator.kind == "bilinear"
   mtgan = row("mtgan/mtgan.cfg")
   assert (mtgan.generator.kind, mtgan.optimizer.d_optimizer) == ("mtgan", "sgd")
@@ -77,3 +73,40 @@ def test_table_rows_switch_what_the_paper_says():
                      os.path.join(EXPERIMENTS, "demo_scale.cfg"),
                      os.path.join(EXPERIMENTS, "mtgan/demo_sgd_d.cfg"))
   assert (mtgan_demo.optimizer.d_optimizer, mtgan_demo.optimizer.d_learning_rate) == ("sgd", 0.03)
+
+
+def test_every_field_has_one_flag_with_its_type_and_choices():
+  cfg = parse("--config=demo", "--config.train.batch_size=64", "--config.loss.g_adv=false",
+              "--config.optimizer.decay_epochs=6,8", "--config.train.steps=none",
+              "--config.crop.context=1.5", "--config.detect.score_fusion=product",
+              "--config.pipeline.face_fraction=None", "--config.sampler.background_size_range=8,90")
+  demo = config_lib.get_preset("demo")
+  assert cfg == config_lib.replace(
+      demo, train={"batch_size": 64, "steps": None}, loss={"g_adv": False},
+      optimizer={"decay_epochs": (6.0, 8.0)}, crop={"context": 1.5},
+      detect={"score_fusion": "product"}, pipeline={"face_fraction": None},
+      sampler={"background_size_range": (8.0, 90.0)})
+  with pytest.raises(flags.IllegalFlagValueError, match="one of"):
+    parse("--config.detect.score_fusion=sum")
+  with pytest.raises(flags.IllegalFlagValueError):
+    parse("--config.train.batch_size=many")
+  with pytest.raises(ValueError, match="train.batch_size must be >= 1"):
+    parse("--config.train.batch_size=0")
+
+
+def test_a_run_config_json_is_a_base_config(tmp_path):
+  cfg = config_lib.replace(config_lib.get_preset("cvpr18"), train={"seed": 7})
+  config_lib.save(cfg, str(tmp_path / config_lib.CONFIG_FILE))
+  assert parse(f"--config={tmp_path}") == cfg
+  assert parse(f"--config={tmp_path / config_lib.CONFIG_FILE}", "--config.train.seed=8") == \
+      config_lib.replace(cfg, train={"seed": 8})
+  with pytest.raises(ValueError, match="unknown config"):
+    parse("--config=no_such_preset")
+
+
+def test_config_json_errors_name_the_field():
+  text = config_lib.to_json(config_lib.get_preset("demo"))
+  with pytest.raises(ValueError, match=r"config\.train\.batch_size: expected an integer"):
+    config_lib.from_json(text.replace('"batch_size": 32', '"batch_size": "32"'))
+  with pytest.raises(ValueError, match=r"config\.loss: unknown field\(s\) \['alfa'\]"):
+    config_lib.from_json(text.replace('"alpha"', '"alfa"'))

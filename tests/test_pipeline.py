@@ -39,15 +39,31 @@ def _synthetic(n, face_every=5, ignored_every=0, encode=False):
   return tf.data.Dataset.from_tensor_slices(features)
 
 
+def cfg(batch_size=32, seed=0, deterministic=False, split="train", **pipeline_fields):
+  """A PipelineConfig plus the run-level arguments make_training_dataset takes beside it."""
+  return pipeline.PipelineConfig(**pipeline_fields), dict(
+      batch_size=batch_size, seed=seed, deterministic=deterministic, split=split)
+
+
+def make(source, config):
+  pipeline_config, kwargs = config
+  return pipeline.make_training_dataset(source, pipeline_config, **kwargs)
+
+
+def make_distributed(strategy, source, config):
+  pipeline_config, kwargs = config
+  return pipeline.make_distributed_dataset(strategy, source, pipeline_config, **kwargs)
+
+
 def _batches(dataset, count):
   return list(dataset.take(count).as_numpy_iterator())
 
 
 @pytest.mark.parametrize("encode", [False, True])
 def test_batch_dict_dtypes_shapes_and_values(encode):
-  config = pipeline.PipelineConfig(batch_size=8, face_fraction=None, shuffle_buffer=1,
+  config = cfg(batch_size=8, face_fraction=None, shuffle_buffer=1,
                                    repeat=False, deterministic=True)
-  batches = _batches(pipeline.make_training_dataset(_synthetic(20, encode=encode), config), 10)
+  batches = _batches(make(_synthetic(20, encode=encode), config), 10)
   assert len(batches) == 2  # 20 examples, drop_remainder -> 2 full batches of 8
   batch = batches[0]
   assert set(batch) == {"lr", "hr", "label", "box_target"}
@@ -64,23 +80,23 @@ def test_batch_dict_dtypes_shapes_and_values(encode):
 
 
 def test_static_batch_shapes():
-  config = pipeline.PipelineConfig(batch_size=4)
-  spec = pipeline.make_training_dataset(_synthetic(30), config).element_spec
+  config = cfg(batch_size=4)
+  spec = make(_synthetic(30), config).element_spec
   assert spec["lr"].shape.as_list() == [4, 16, 16, 3]
   assert spec["label"].shape.as_list() == [4]
 
 
 def test_pixel_range_extremes():
   # 255 -> +1, 0 -> -1 (hand-worked: 255 / 127.5 - 1 = 1).
-  config = pipeline.PipelineConfig(batch_size=256, face_fraction=None, shuffle_buffer=1,
+  config = cfg(batch_size=256, face_fraction=None, shuffle_buffer=1,
                                    repeat=False)
-  batch = _batches(pipeline.make_training_dataset(_synthetic(256), config), 1)[0]
+  batch = _batches(make(_synthetic(256), config), 1)[0]
   assert batch["lr"].min() == -1.0 and batch["lr"].max() == 1.0
 
 
 def test_ignored_rois_never_reach_training():
-  config = pipeline.PipelineConfig(batch_size=16, face_fraction=0.4, shuffle_buffer=64, seed=3)
-  dataset = pipeline.make_training_dataset(_synthetic(300, ignored_every=3), config)
+  config = cfg(batch_size=16, face_fraction=0.4, shuffle_buffer=64, seed=3)
+  dataset = make(_synthetic(300, ignored_every=3), config)
   for batch in _batches(dataset, 40):
     assert (batch["label"] >= 0).all()
     assert (batch["box_target"][:, 3] != 99.0).all()
@@ -91,29 +107,29 @@ def test_ignored_rois_never_reach_training():
 @pytest.mark.parametrize("fraction", [0.4, 0.75])
 def test_face_fraction_is_kept(fraction):
   # The source holds 20 % faces; the pipeline must resample to `fraction`.
-  config = pipeline.PipelineConfig(batch_size=32, face_fraction=fraction, shuffle_buffer=128,
+  config = cfg(batch_size=32, face_fraction=fraction, shuffle_buffer=128,
                                    seed=7)
   labels = np.concatenate([b["label"] for b in
-                           _batches(pipeline.make_training_dataset(_synthetic(500), config), 60)])
+                           _batches(make(_synthetic(500), config), 60)])
   assert labels.size == 60 * 32
   # Binomial std for n = 1920 is <= 0.0115; 0.04 is ~3.5 sigma.
   assert abs(labels.mean() - fraction) < 0.04
 
 
 def test_no_face_fraction_keeps_natural_mix():
-  config = pipeline.PipelineConfig(batch_size=50, face_fraction=None, shuffle_buffer=500,
+  config = cfg(batch_size=50, face_fraction=None, shuffle_buffer=500,
                                    repeat=False, seed=1)
   labels = np.concatenate([b["label"] for b in
-                           _batches(pipeline.make_training_dataset(_synthetic(500), config), 20)])
+                           _batches(make(_synthetic(500), config), 20)])
   assert labels.size == 500 and labels.sum() == 100  # every example once, 1 in 5 is a face
 
 
 def test_deterministic_mode_repeats_exactly():
   def run(seed):
-    config = pipeline.PipelineConfig(batch_size=16, face_fraction=0.4, shuffle_buffer=100,
+    config = cfg(batch_size=16, face_fraction=0.4, shuffle_buffer=100,
                                      seed=seed, deterministic=True, num_parallel_calls=4)
     return np.concatenate([b["box_target"][:, 0] for b in
-                           _batches(pipeline.make_training_dataset(_synthetic(200), config), 12)])
+                           _batches(make(_synthetic(200), config), 12)])
   first, second, other = run(11), run(11), run(12)
   np.testing.assert_array_equal(first, second)
   assert not np.array_equal(first, other)  # the seed matters: the order is really shuffled
@@ -122,32 +138,32 @@ def test_deterministic_mode_repeats_exactly():
 def test_finite_epoch_without_repeat():
   # 100 examples, 20 faces; face_fraction 0.5 with repeat=False stops when faces run out, so
   # at most 20 faces + about as many backgrounds are seen, never more than 100.
-  config = pipeline.PipelineConfig(batch_size=4, face_fraction=0.5, shuffle_buffer=10,
+  config = cfg(batch_size=4, face_fraction=0.5, shuffle_buffer=10,
                                    repeat=False, seed=0)
   labels = np.concatenate([b["label"] for b in
-                           pipeline.make_training_dataset(_synthetic(100), config)
+                           make(_synthetic(100), config)
                            .as_numpy_iterator()])
   assert labels.sum() <= 20 and 20 <= labels.size < 100
 
 
 def test_callable_source_and_bad_inputs():
-  config = pipeline.PipelineConfig(batch_size=2, face_fraction=None, repeat=False)
-  assert len(_batches(pipeline.make_training_dataset(lambda: _synthetic(5), config), 5)) == 2
+  config = cfg(batch_size=2, face_fraction=None, repeat=False)
+  assert len(_batches(make(lambda: _synthetic(5), config), 5)) == 2
   with pytest.raises(ValueError, match="face_fraction"):
     pipeline.PipelineConfig(face_fraction=1.5)
   with pytest.raises(ValueError, match="seed"):
-    pipeline.PipelineConfig(deterministic=True, seed=None)
+    make(_synthetic(5), cfg(deterministic=True, seed=None))
   with pytest.raises(TypeError, match="source"):
-    pipeline.make_training_dataset(42, config)
+    make(42, config)
   missing = tf.data.Dataset.from_tensor_slices({"lr": np.zeros((2, 16, 16, 3), np.uint8)})
   with pytest.raises(KeyError, match="hr"):
-    pipeline.make_training_dataset(missing, config)
+    make(missing, config)
 
 
 def test_mirrored_strategy_one_device():
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-  config = pipeline.PipelineConfig(batch_size=8, seed=0)
-  dist = pipeline.make_distributed_dataset(strategy, _synthetic(64), config)
+  config = cfg(batch_size=8, seed=0)
+  dist = make_distributed(strategy, _synthetic(64), config)
   batch = next(iter(dist))
   assert batch["lr"].shape == (8, 16, 16, 3)  # one replica: per-replica batch = global
   assert batch["label"].dtype == tf.int32
@@ -167,11 +183,11 @@ _TWO_REPLICAS = textwrap.dedent("""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     try:
-      pipeline.make_distributed_dataset(strategy, ds, pipeline.PipelineConfig(batch_size=7))
+      pipeline.make_distributed_dataset(strategy, ds, pipeline.PipelineConfig(), 7)
       raise SystemExit("no error for batch 7 over 2 replicas")
     except ValueError as e:
       assert "divisible" in str(e)
-    dist = pipeline.make_distributed_dataset(strategy, ds, pipeline.PipelineConfig(batch_size=8))
+    dist = pipeline.make_distributed_dataset(strategy, ds, pipeline.PipelineConfig(), 8)
     batch = next(iter(dist))
     parts = strategy.experimental_local_results(batch["lr"])
     labels = strategy.experimental_local_results(batch["label"])
@@ -195,17 +211,9 @@ def test_mirrored_strategy_two_logical_cpus():
   assert "TOTAL 8" in result.stdout
 
 
-def _builder_module():
-  datasets_dir = str(REPO / "datasets")
-  if datasets_dir not in sys.path:
-    sys.path.insert(0, datasets_dir)
-  import importlib  # pylint: disable=g-import-not-at-top
-  return importlib.import_module("wider_face_rois.wider_face_rois_dataset_builder")
-
-
 def test_real_builder_on_dummy_data(tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  builder_lib = _builder_module()
+  from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builder as builder_lib
   data_dir = tmp_path / "tfds"
   builder = builder_lib.Builder(config="x2.0", data_dir=str(data_dir))
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
@@ -217,11 +225,11 @@ def test_real_builder_on_dummy_data(tmp_path):
     pipeline.load_split(data_dir, "validation", "x3.0")
 
   # TFDS's own decoding is the reference for the pipeline's parallel PNG decode.
-  reference = list(pipeline.load_split(data_dir, "validation", decode=True).as_numpy_iterator())
+  reference = list(pipeline.load_split(data_dir, "validation", "x2.0", decode=True).as_numpy_iterator())
   kept = [ex for ex in reference if ex["label"] >= 0]
-  config = pipeline.PipelineConfig(batch_size=1, face_fraction=None, shuffle_buffer=1,
+  config = cfg(batch_size=1, face_fraction=None, shuffle_buffer=1,
                                    repeat=False, deterministic=True)
-  got = list(pipeline.make_training_dataset(pipeline.load_split(data_dir, "validation"), config)
+  got = list(make(pipeline.load_split(data_dir, "validation", "x2.0"), config)
              .as_numpy_iterator())
   assert len(got) == len(kept)
   for ex, batch in zip(kept, got):
@@ -231,7 +239,7 @@ def test_real_builder_on_dummy_data(tmp_path):
     np.testing.assert_array_equal(batch["box_target"][0], ex["box_target"])
 
   # The training path through a builder object and the configured mix.
-  builder_batches = pipeline.make_training_dataset(
-      builder, pipeline.PipelineConfig(batch_size=4, face_fraction=0.5, seed=0))
+  builder_batches = make(
+      builder, cfg(batch_size=4, face_fraction=0.5, seed=0))
   batch = next(iter(builder_batches))
   assert batch["hr"].shape == (4, 64, 64, 3) and batch["label"].dtype == tf.int32

@@ -138,11 +138,11 @@ def test_results_proposer_reads_official_format(tmp_path):
 
 
 def test_results_proposer_round_trip_with_write_result_file(tmp_path):
-  from tinyfaces_tf.data import eval_tools
+  from tinyfaces_tf.data import result_files
   rng = np.random.default_rng(3)
   boxes_xywh = np.round(rng.uniform(1, 200, size=[30, 4]), 1).astype(np.float32)
   scores = np.round(rng.uniform(0, 1, size=[30]), 4).astype(np.float32)
-  eval_tools.write_result_file(str(tmp_path), "12--Group/12_Group_7.jpg", boxes_xywh, scores)
+  result_files.write_result_file(str(tmp_path), "12--Group/12_Group_7.jpg", boxes_xywh, scores)
   result = proposals.ResultsProposer(str(tmp_path), max_rois=10).propose(
       blank(4, 4), "12--Group/12_Group_7.jpg")
   order = np.argsort(-scores, kind="stable")[:10]

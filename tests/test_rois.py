@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tinyfaces_tf import boxes as box_ops
-from tinyfaces_tf.data import rois
+from tinyfaces_tf import roi_crop
+from tinyfaces_tf.data import roi_sampler as rois
 
 
 def np_iou(a, b):
@@ -92,12 +93,13 @@ def test_encode_decode_round_trip(roi, factors):
 # Context crops.
 
 def crop(image, boxes, context, **kw):
-  hr, lr = rois.crop_rois_with_context(image, np.asarray(boxes, np.float32), context, **kw)
+  config = roi_crop.CropConfig(context=context, **kw)
+  hr, lr = roi_crop.crop_rois_with_context(image, np.asarray(boxes, np.float32), config)
   return hr.numpy(), lr.numpy()
 
 
 def test_window_is_roi_scaled_about_centre():
-  win = rois.context_windows([[10, 20, 30, 60]], 2.0).numpy()
+  win = roi_crop.context_windows([[10, 20, 30, 60]], 2.0).numpy()
   # centre (20, 40), size 20 x 40 -> 40 x 80.
   np.testing.assert_allclose(win, [[0, 0, 40, 80]])
 
@@ -170,7 +172,7 @@ def np_bilinear_crop(image, window, size, pad):
 def test_crop_matches_numpy_bilinear_reference(roi, context):
   image = np.random.default_rng(2).integers(0, 256, (48, 40, 3), np.uint8)
   hr, _ = crop(image, [roi], context, pad_value=0.25)
-  window = rois.context_windows([roi], context).numpy()[0]
+  window = roi_crop.context_windows([roi], context).numpy()[0]
   np.testing.assert_allclose(hr[0], np_bilinear_crop(image, window, 64, 0.25), atol=1e-4)
 
 
@@ -188,7 +190,7 @@ def test_sample_centres_mapping_on_coordinate_ramp(roi):
   yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
   image = np.stack([xx / 2, yy / 2, np.zeros_like(xx)], axis=-1)
   hr, _ = crop(image, [roi], 2.0)
-  window = rois.context_windows([roi], 2.0).numpy()[0]
+  window = roi_crop.context_windows([roi], 2.0).numpy()[0]
   cx = window[0] + (np.arange(64) + 0.5) * (window[2] - window[0]) / 64
   cy = window[1] + (np.arange(64) + 0.5) * (window[3] - window[1]) / 64
   np.testing.assert_allclose(hr[0, 5, :, 0], model((cx - 0.5) / 2), atol=2e-4)
@@ -219,16 +221,14 @@ def test_lr_is_clipped_antialiased_bicubic_of_hr():
 
 
 def test_crop_is_tf_function_compatible():
-  fn = tf.function(rois.crop_rois_with_context, input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, 4], tf.float32),
-      tf.TensorSpec([], tf.float32)])
+  fn = roi_crop.compiled_crop(roi_crop.CropConfig(context=2.0))
   image = np.random.default_rng(3).integers(0, 256, (70, 90, 3), np.uint8)
   boxes = np.array([[5, 5, 30, 40], [-10, 20, 60, 90], [0, 0, 90, 70]], np.float32)
-  hr, lr = fn(tf.constant(image), tf.constant(boxes), tf.constant(2.0))
+  hr, lr = fn(tf.constant(image), tf.constant(boxes))
   hr_eager, lr_eager = crop(image, boxes, 2.0)
   np.testing.assert_allclose(hr.numpy(), hr_eager, atol=1e-6)
   np.testing.assert_allclose(lr.numpy(), lr_eager, atol=1e-6)
-  hr, lr = fn(tf.constant(image), tf.zeros([0, 4]), tf.constant(2.0))
+  hr, lr = fn(tf.constant(image), tf.zeros([0, 4]))
   assert hr.shape == (0, 64, 64, 3) and lr.shape == (0, 16, 16, 3)
 
 
@@ -242,7 +242,7 @@ SHAPE = (200, 240, 3)
 
 
 def test_jittered_positives_overlap_their_face():
-  config = rois.RoiConfig(jitter_per_face=5, jitter_shift=0.3, jitter_scale=1.4)
+  config = rois.RoiSamplerConfig(jitter_per_face=5, jitter_shift=0.3, jitter_scale=1.4)
   boxes, owner = rois.jitter_positives(GT[VALID], 5, config, np.random.default_rng(0))
   assert len(boxes) == 15
   np.testing.assert_array_equal(np.bincount(owner), [5, 5, 5])
@@ -252,7 +252,7 @@ def test_jittered_positives_overlap_their_face():
 
 
 def test_random_backgrounds_avoid_all_faces():
-  config = rois.RoiConfig()
+  config = rois.RoiSamplerConfig()
   bg = rois.random_backgrounds(SHAPE, GT, 60, config, np.random.default_rng(0))
   assert len(bg) == 60
   assert (np_iou(bg, GT).max(axis=1) < 0.35).all()  # the invalid face counts too
@@ -265,7 +265,7 @@ def test_random_backgrounds_avoid_all_faces():
 
 
 def test_sample_training_rois_labels_ratio_and_targets():
-  config = rois.RoiConfig(jitter_per_face=2)
+  config = rois.RoiSamplerConfig(jitter_per_face=2)
   proposals = np.array([[21, 19, 44, 46],      # face 0, IoU 0.96
                         [150, 100, 188, 150],  # face 2
                         [100, 150, 130, 190],  # background
@@ -301,7 +301,7 @@ def test_sample_training_rois_labels_ratio_and_targets():
 
 
 def test_sampling_is_deterministic_and_capped():
-  config = rois.RoiConfig(jitter_per_face=3, max_rois=10, keep_ignored=True)
+  config = rois.RoiSamplerConfig(jitter_per_face=3, max_rois=10, keep_ignored=True)
   proposals = np.random.default_rng(0).uniform(0, 200, (300, 2))
   proposals = np.concatenate([proposals, proposals + 25], axis=1)
   a = rois.sample_training_rois(SHAPE, GT, VALID, proposals, config, np.random.default_rng(5))
@@ -316,7 +316,7 @@ def test_sampling_is_deterministic_and_capped():
 
 
 def test_faceless_image_still_gives_backgrounds():
-  out = rois.sample_training_rois(SHAPE, np.zeros((0, 4)), None, None, rois.RoiConfig(), 0)
+  out = rois.sample_training_rois(SHAPE, np.zeros((0, 4)), None, None, rois.RoiSamplerConfig(), 0)
   np.testing.assert_array_equal(out["labels"], [0, 0])
   w = out["rois"][:, 2] - out["rois"][:, 0]
   assert ((w >= 10) & (w <= 100)).all()
@@ -324,27 +324,27 @@ def test_faceless_image_still_gives_backgrounds():
 
 def test_make_training_examples_crops_the_sampled_rois():
   image = np.random.default_rng(4).integers(0, 256, SHAPE, np.uint8)
-  config = rois.RoiConfig(context=1.5)
-  out = rois.make_training_examples(image, GT, VALID, None, config, 3)
+  out = rois.make_training_examples(image, GT, VALID, None, rois.RoiSamplerConfig(),
+                                    roi_crop.CropConfig(context=1.5), 3)
   n = len(out["rois"])
   assert out["hr"].shape == (n, 64, 64, 3) and out["lr"].shape == (n, 16, 16, 3)
   for i in (0, n - 1):
-    window = rois.context_windows(out["rois"][i:i + 1], 1.5).numpy()[0]
+    window = roi_crop.context_windows(out["rois"][i:i + 1], 1.5).numpy()[0]
     np.testing.assert_allclose(out["hr"][i], np_bilinear_crop(image, window, 64, 0.0), atol=1e-4)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"hr_size": 64, "scale": 3}, "multiple of scale"),
-    ({"fg_iou": 0.3, "bg_iou": 0.35}, "bg_iou"),
-    ({"context": 0.0}, "context"),
+@pytest.mark.parametrize("config,kwargs,match", [
+    (roi_crop.CropConfig, {"hr_size": 64, "scale": 3}, "multiple of crop.scale"),
+    (rois.RoiSamplerConfig, {"fg_iou": 0.3, "bg_iou": 0.35}, "bg_iou"),
+    (roi_crop.CropConfig, {"context": 0.0}, "context"),
 ])
-def test_bad_config_is_rejected(kwargs, match):
+def test_bad_config_is_rejected(config, kwargs, match):
   with pytest.raises(ValueError, match=match):
-    rois.RoiConfig(**kwargs)
+    config(**kwargs)
 
 
 def test_bad_boxes_name_the_argument():
   with pytest.raises(ValueError, match="gt_valid has 1 entries for 2 gt_boxes"):
     rois.label_proposals([[0, 0, 1, 1]], [[0, 0, 1, 1], [2, 2, 3, 3]], [True])
   with pytest.raises(ValueError, match="proposals"):
-    rois.sample_training_rois(SHAPE, GT, VALID, np.zeros((3, 2)), rois.RoiConfig(), 0)
+    rois.sample_training_rois(SHAPE, GT, VALID, np.zeros((3, 2)), rois.RoiSamplerConfig(), 0)

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from tinyfaces_tf.data import wider
+from tinyfaces_tf.data import wider_face
 
 # Official layout: name, count, then "x1 y1 w h blur expression illumination invalid occlusion
 # pose " (trailing space) per face; a 0-face image has count 0 and one line of ten zeros.
@@ -35,7 +35,7 @@ def _write(path, text):
 
 
 def test_reads_every_attribute_zero_face_images_and_invalid_flag(tmp_path):
-  annotations = wider.read_bbx_gt(_write(tmp_path / "gt.txt", BBX_GT))
+  annotations = wider_face.read_bbx_gt(_write(tmp_path / "gt.txt", BBX_GT))
   assert [a.name for a in annotations] == [
       "0--Parade/0_Parade_marchingband_1_849.jpg", "0--Parade/0_Parade_Parade_0_904.jpg",
       "1--Handshaking/1_Handshaking_Handshaking_1_94.jpg",
@@ -67,7 +67,7 @@ def test_reads_every_attribute_zero_face_images_and_invalid_flag(tmp_path):
 
 def test_accepts_crlf_and_trailing_blank_lines(tmp_path):
   text = BBX_GT.replace("\n", "\r\n") + "\r\n\r\n"
-  annotations = wider.read_bbx_gt(_write(tmp_path / "gt.txt", text))
+  annotations = wider_face.read_bbx_gt(_write(tmp_path / "gt.txt", text))
   assert [len(a.faces) for a in annotations] == [1, 2, 0, 1]
   assert annotations[1].faces[1].invalid == 1
 
@@ -100,7 +100,7 @@ def test_accepts_crlf_and_trailing_blank_lines(tmp_path):
 def test_malformed_file_names_file_and_line(tmp_path, text, line, what):
   path = _write(tmp_path / "bad_gt.txt", text)
   with pytest.raises(ValueError) as info:
-    wider.read_bbx_gt(path)
+    wider_face.read_bbx_gt(path)
   message = str(info.value)
   assert message.startswith(f"{path}:{line}: "), message
   assert what in message
@@ -108,36 +108,36 @@ def test_malformed_file_names_file_and_line(tmp_path, text, line, what):
 
 def test_writer_is_byte_identical_to_official_layout(tmp_path):
   annotations = [
-      wider.ImageAnnotation("0--Parade/0_Parade_marchingband_1_849.jpg",
-                            [wider.FaceAnnotation(449, 330, 122, 149)]),
-      wider.ImageAnnotation("0--Parade/0_Parade_Parade_0_904.jpg", [
-          wider.FaceAnnotation(361, 98, 263, 339, blur=2, expression=1, illumination=1,
+      wider_face.ImageAnnotation("0--Parade/0_Parade_marchingband_1_849.jpg",
+                            [wider_face.FaceAnnotation(449, 330, 122, 149)]),
+      wider_face.ImageAnnotation("0--Parade/0_Parade_Parade_0_904.jpg", [
+          wider_face.FaceAnnotation(361, 98, 263, 339, blur=2, expression=1, illumination=1,
                                invalid=0, occlusion=2, pose=1),
-          wider.FaceAnnotation(78, 221, 7, 8, blur=1, invalid=1, occlusion=1)]),
-      wider.ImageAnnotation("1--Handshaking/1_Handshaking_Handshaking_1_94.jpg", []),
-      wider.ImageAnnotation("1--Handshaking/1_Handshaking_Handshaking_1_35.jpg",
-                            [wider.FaceAnnotation(5, 6, 0, 0)]),
+          wider_face.FaceAnnotation(78, 221, 7, 8, blur=1, invalid=1, occlusion=1)]),
+      wider_face.ImageAnnotation("1--Handshaking/1_Handshaking_Handshaking_1_94.jpg", []),
+      wider_face.ImageAnnotation("1--Handshaking/1_Handshaking_Handshaking_1_35.jpg",
+                            [wider_face.FaceAnnotation(5, 6, 0, 0)]),
   ]
-  path = wider.write_bbx_gt(tmp_path / "out" / "gt.txt", annotations)
+  path = wider_face.write_bbx_gt(tmp_path / "out" / "gt.txt", annotations)
   assert (tmp_path / "out" / "gt.txt").read_bytes() == BBX_GT.encode()
-  assert wider.read_bbx_gt(path) == annotations
+  assert wider_face.read_bbx_gt(path) == annotations
 
 
 def test_test_filelist_round_trip_is_byte_identical(tmp_path):
   path = _write(tmp_path / "list.txt", TEST_LIST)
-  names = wider.read_test_filelist(path)
+  names = wider_face.read_test_filelist(path)
   assert names == ["0--Parade/0_Parade_marchingband_1_737.jpg",
                    "0--Parade/0_Parade_Parade_0_194.jpg"]
-  wider.write_test_filelist(tmp_path / "again.txt", names)
+  wider_face.write_test_filelist(tmp_path / "again.txt", names)
   assert (tmp_path / "again.txt").read_bytes() == TEST_LIST.encode()
   bad = _write(tmp_path / "bad.txt", TEST_LIST + "not an image name\n")
   with pytest.raises(ValueError, match=f"{bad}:3: "):
-    wider.read_test_filelist(bad)
+    wider_face.read_test_filelist(bad)
 
 
 def test_face_annotation_refuses_non_integers():
   with pytest.raises(ValueError, match="FaceAnnotation.w"):
-    wider.FaceAnnotation(1, 2, 3.5, 4)
+    wider_face.FaceAnnotation(1, 2, 3.5, 4)
 
 
 def test_wider_face_root_reports_missing_images_by_path(tmp_path):
@@ -148,7 +148,7 @@ def test_wider_face_root_reports_missing_images_by_path(tmp_path):
   for name in names[1:]:  # the first val image is left out
     _write(root / "WIDER_val" / "images" / name, "jpeg bytes")
   _write(root / "WIDER_test" / "images" / "0--Parade/0_Parade_Parade_0_194.jpg", "x")
-  dataset = wider.WiderFace(root)
+  dataset = wider_face.WiderFace(root)
   assert len(dataset.annotations("val")) == 4
   assert dataset.names("val") == names
   first = os.path.join(str(root), "WIDER_val", "images", "0--Parade",
@@ -172,13 +172,13 @@ def test_wider_face_root_reports_missing_images_by_path(tmp_path):
 def test_eval_ground_truth_settings_follow_face_height(tmp_path):
   # Heights 60 (easy+medium+hard), 35 (medium+hard), 12 (hard), 8 (none: < 10),
   # 70 but invalid (none), 40 with w = 0 (none: empty box).
-  faces = [wider.FaceAnnotation(0, 0, 50, 60), wider.FaceAnnotation(0, 0, 30, 35),
-           wider.FaceAnnotation(0, 0, 10, 12), wider.FaceAnnotation(0, 0, 7, 8),
-           wider.FaceAnnotation(0, 0, 60, 70, invalid=1), wider.FaceAnnotation(0, 0, 0, 40)]
-  annotations = [wider.ImageAnnotation("0--A/0_a.jpg", faces),
-                 wider.ImageAnnotation("0--A/0_b.jpg", []),
-                 wider.ImageAnnotation("1--B/1_c.jpg", [wider.FaceAnnotation(1, 2, 3, 30)])]
-  gt = wider.eval_ground_truth_from_annotations(annotations)
+  faces = [wider_face.FaceAnnotation(0, 0, 50, 60), wider_face.FaceAnnotation(0, 0, 30, 35),
+           wider_face.FaceAnnotation(0, 0, 10, 12), wider_face.FaceAnnotation(0, 0, 7, 8),
+           wider_face.FaceAnnotation(0, 0, 60, 70, invalid=1), wider_face.FaceAnnotation(0, 0, 0, 40)]
+  annotations = [wider_face.ImageAnnotation("0--A/0_a.jpg", faces),
+                 wider_face.ImageAnnotation("0--A/0_b.jpg", []),
+                 wider_face.ImageAnnotation("1--B/1_c.jpg", [wider_face.FaceAnnotation(1, 2, 3, 30)])]
+  gt = wider_face.eval_ground_truth_from_annotations(annotations)
   assert gt.event_list == ["0--A", "1--B"]
   assert gt.file_list == [["0_a", "0_b"], ["1_c"]]
   np.testing.assert_array_equal(gt.gt_lists["easy"][0][0], [1])

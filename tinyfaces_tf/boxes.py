@@ -2,7 +2,7 @@
 
 Boxes are float pixel ``x1, y1, x2, y2`` with x2 = x1 + w (continuous coordinates; WIDER's
 ``x y w h`` converts with ``xywh_to_xyxy``). The +1-pixel convention of the official WIDER
-evaluation lives in ``evaluation/wider.py`` only, where the protocol demands it.
+evaluation lives in ``evaluation/wider_protocol.py`` only, where the protocol demands it.
 """
 import numpy as np
 import tensorflow as tf
@@ -12,13 +12,21 @@ from keras_cv import bounding_box
 BOX_STDS = (0.1, 0.1, 0.2, 0.2)
 
 
+def _float_boxes(boxes):
+  """[N, 4] NumPy boxes; float64 stays float64 (the WIDER protocol's doubles), else float32."""
+  boxes = np.asarray(boxes)
+  dtype = np.float64 if boxes.dtype == np.float64 else np.float32
+  return boxes.astype(dtype, copy=False).reshape(-1, 4)
+
+
 def xywh_to_xyxy(boxes):
-  boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+  """x, y, w, h -> x1, y1, x2 = x + w, y2 = y + h (the one conversion of the package)."""
+  boxes = _float_boxes(boxes)
   return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
 def xyxy_to_xywh(boxes):
-  boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+  boxes = _float_boxes(boxes)
   return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
 
 

@@ -1,25 +1,23 @@
 """The main job behind `make demo`: demo WIDER data -> MTCNN proposals -> RoIs (TFDS) -> GAN
 training -> SavedModel -> detection on val -> official evaluation -> figures and metrics.json.
 
-Every stage reuses what an earlier run left (dataset, proposals, built RoIs, checkpoints), so a
-re-run after an interruption continues instead of starting over.
+Every stage goes through the task layer (``task.py``) and reuses what an earlier run left
+(dataset, proposals, built RoIs, checkpoints), so a re-run after an interruption continues
+instead of starting over.
 """
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import numpy as np
-import tensorflow as tf
-from absl import logging
 
-from tinyfaces_tf import boxes as box_ops
 from tinyfaces_tf import config as config_lib
-from tinyfaces_tf.data import eval_tools
-from tinyfaces_tf.progress import Progress
+from tinyfaces_tf import task as task_lib
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASELINE_LABEL = "MTCNN (baseline)"
+OURS_LABEL = "GAN (ours)"
+STAGES = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,9 +25,9 @@ class DemoPaths:
   data_dir: str = "data/demo"
   run_dir: str = "runs/demo"
 
-  @property
-  def proposals(self):
-    return os.path.join(self.data_dir, "proposals")
+  def proposals(self, split):
+    from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
+    return wider_face.WiderFace(self.data_dir).proposals_dir(split)
 
   @property
   def tfds_dir(self):
@@ -40,6 +38,10 @@ class DemoPaths:
     return os.path.join(self.run_dir, "export")
 
   @property
+  def eval_dir(self):
+    return os.path.join(self.run_dir, "eval")
+
+  @property
   def figures(self):
     return os.path.join(self.run_dir, "figures")
 
@@ -47,63 +49,50 @@ class DemoPaths:
     return os.path.join(self.run_dir, "results", name)
 
 
+def _stage(number, text):
+  print(f"[{number}/{STAGES}] {text}", flush=True)
+
+
 def ensure_dataset(paths, train_images, val_images, seed):
-  from tinyfaces_tf.data import demo
-  marker = os.path.join(paths.data_dir, "demo_info.json")
-  if os.path.exists(marker):
-    logging.info("demo dataset present: %s", paths.data_dir)
+  from tinyfaces_tf.data import demo  # pylint: disable=g-import-not-at-top
+  if os.path.exists(os.path.join(paths.data_dir, demo.META_FILE)):
+    print(f"      present in {paths.data_dir}")
     return
-  logging.info("writing the demo WIDER dataset to %s", paths.data_dir)
   summary = demo.make_demo_dataset(paths.data_dir, train_images=train_images,
                                    val_images=val_images, seed=seed)
-  logging.info("demo dataset: %s", {k: summary[k] for k in ("train", "val") if k in summary})
+  print(f"      {summary['train']['images']} train / {summary['val']['images']} val images "
+        f"-> {paths.data_dir}")
 
 
-def ensure_proposals(paths, proposer, split):
-  """The baseline detector's boxes for every image of a split, as WIDER result files (cached)."""
-  from tinyfaces_tf.data import wider
-  out = os.path.join(paths.proposals, split)
+def ensure_proposals(task, paths, proposer, split):
+  """The baseline detector's boxes for every image of a split, as result files (cached)."""
+  from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
+  out = paths.proposals(split)
   marker = os.path.join(out, ".complete")
   if os.path.exists(marker):
     return out
-  dataset = wider.WiderFace(paths.data_dir)
-  names = dataset.names(split)
-  logging.info("MTCNN proposals for %d %s images -> %s", len(names), split, out)
-  bar = Progress(len(names))
-  for i, name in enumerate(names):
-    image = dataset.read_image(split, name)
-    props = proposer.propose(image, name)
-    eval_tools.write_result_file(out, name, box_ops.xyxy_to_xywh(props.boxes), props.scores)
-    bar.update(i + 1)
+  adapter = task.adapter
+  jobs.propose_split(proposer, adapter.image_root(split), adapter.image_names(split), out,
+                     write=adapter.write_detections)
   open(marker, "w").close()
   return out
 
 
-def ensure_rois(paths, tfds_config):
-  """Builds the wider_face_rois TFDS dataset from the demo data (+ proposals) if not built."""
-  import tensorflow_datasets as tfds
-  sys.path.insert(0, os.path.join(REPO_ROOT, "datasets"))
-  from wider_face_rois import wider_face_rois_dataset_builder as builder_lib
-  builder = builder_lib.Builder(config=tfds_config, data_dir=paths.tfds_dir)
-  if not builder.is_prepared():
-    logging.info("building wider_face_rois/%s RoIs into %s", tfds_config, paths.tfds_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=os.path.abspath(paths.data_dir)))
-  return {split: info.num_examples for split, info in builder.info.splits.items()}
-
-
-def sr_grid(generator, paths, tfds_config, out_path, rows=8):
+def sr_grid(generator, task, tfds_dir, out_path, rows=8):
   """LR | bicubic | SR | HR for validation face and background RoIs (papers' Fig. 3/5)."""
-  from tinyfaces_tf import viz
-  from tinyfaces_tf.data import pipeline
-  ds = pipeline.load_split(paths.tfds_dir, "validation", tfds_config, decode=True)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf import imaging  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf import viz  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  ds = pipeline.load_split(tfds_dir, "validation", task.rois_config_name, decode=True,
+                           dataset_name=task.adapter.rois_dataset)
   faces, backgrounds = [], []
   for ex in ds.take(400):
     bucket = faces if int(ex["label"]) >= 1 else backgrounds
     if len(bucket) < rows // 2:
       bucket.append(ex)
   picked = faces + backgrounds
-  to_model = lambda key: np.stack([e[key].numpy() for e in picked]).astype(np.float32) / 127.5 - 1
+  to_model = lambda key: imaging.to_model_range(np.stack([e[key].numpy() for e in picked])).numpy()
   lr, hr = to_model("lr"), to_model("hr")
   bicubic = tf.image.resize(lr, hr.shape[1:3], method="bicubic").numpy()
   sr = generator(lr, training=False)["sr"].numpy()
@@ -111,15 +100,14 @@ def sr_grid(generator, paths, tfds_config, out_path, rows=8):
   return viz.plot_sr_grid(lr, bicubic, sr, hr, labels, out_path, max_rows=rows)
 
 
-def detections_figure(detector, paths, proposals_dir, out_path):
+def detections_figure(detector, paths, proposer, out_path):
   """Ground truth (green) and our detections (red) on the val image with the most faces."""
-  from tinyfaces_tf import proposals as proposals_lib
-  from tinyfaces_tf import viz
-  from tinyfaces_tf.data import wider
-  dataset = wider.WiderFace(paths.data_dir)
+  from tinyfaces_tf import viz  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
+  dataset = wider_face.WiderFace(paths.data_dir)
   annotation = max(dataset.annotations("val"), key=lambda a: len(a.faces))
   image = dataset.read_image("val", annotation.name)
-  props = proposals_lib.ResultsProposer(proposals_dir).propose(image, annotation.name)
+  props = proposer.propose(image, annotation.name)
   boxes, scores = detector(image, props.boxes, props.scores)
   return viz.draw_detections(image, boxes, scores, annotation.boxes_xyxy, out_path,
                              score_threshold=0.5)
@@ -128,92 +116,68 @@ def detections_figure(detector, paths, proposals_dir, out_path):
 def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=None,
              preset="demo"):
   """Runs every stage; returns the metrics dict written to <run_dir>/metrics.json."""
-  from tinyfaces_tf import detect
-  from tinyfaces_tf import export
-  from tinyfaces_tf import proposals as proposals_lib
-  from tinyfaces_tf import train as train_lib
-  from tinyfaces_tf.evaluation import report
-  from tinyfaces_tf.data import pipeline
-  from tinyfaces_tf.data import wider
+  from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
   timings = {}
   t0 = time.time()
   cfg = config_lib.get_preset(preset)
   if steps is not None:
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
-  tfds_config = f"x{cfg.context:.1f}"
+    cfg = config_lib.replace(cfg, train={"steps": steps})
+  task = task_lib.Task(cfg, paths.data_dir)
   os.makedirs(paths.figures, exist_ok=True)
 
+  _stage(1, "Demo dataset (WIDER FACE layout, from images shipped in scikit-image)")
   ensure_dataset(paths, train_images, val_images, seed)
   timings["dataset_seconds"] = time.time() - t0
   t = time.time()
-  mtcnn = proposals_lib.MtcnnProposer()
-  for split in ("train", "val"):
-    ensure_proposals(paths, mtcnn, split)
+  _stage(2, "Baseline proposals (MTCNN) for the train and val images")
+  mtcnn = task.build_proposer("mtcnn")
+  for split in (task.adapter.train_split, task.adapter.eval_split):
+    ensure_proposals(task, paths, mtcnn, split)
   timings["proposals_seconds"] = time.time() - t
   t = time.time()
-  counts = ensure_rois(paths, tfds_config)
+  _stage(3, f"Training RoIs ({task.adapter.rois_dataset}/{task.rois_config_name})")
+  counts = task.build_rois(paths.tfds_dir)
+  print(f"      {counts['train']} train / {counts['validation']} validation RoIs")
   timings["rois_seconds"] = time.time() - t
-  logging.info("RoIs: %s", counts)
 
-  source = pipeline.load_split(paths.tfds_dir, "train", tfds_config)
-  steps_per_epoch = max(1, counts["train"] // cfg.train.batch_size)
-  make_dataset = lambda s: pipeline.make_training_dataset(source, pipeline.PipelineConfig(
-      batch_size=cfg.train.batch_size, face_fraction=cfg.train.face_fraction, seed=s))
-  previous = _previous_train_result(paths.run_dir)
-  result, gan = train_lib.train(cfg, make_dataset, paths.run_dir, steps_per_epoch)
-  if previous and result.resumed_from == result.steps == previous.steps:
-    # Already trained by an earlier `make demo`: report that run's training figures.
-    result = previous
-    with open(os.path.join(paths.run_dir, "train_result.json"), "w") as f:
-      json.dump(dataclasses.asdict(previous), f, indent=2)
-    logging.info("training already complete (%d steps); reusing %s", result.steps, paths.run_dir)
+  _stage(4, f"GAN training ({cfg.train.pretrain_steps} MSE + {cfg.train.steps} GAN steps)")
+  make_dataset, steps_per_epoch = task.build_train_dataset(paths.tfds_dir)
+  result, gan = task.train(make_dataset, paths.run_dir, steps_per_epoch)
   timings["train_seconds"] = result.seconds
-  keras_policy_reset()
 
   t = time.time()
-  export.export_saved_model(gan.generator, gan.discriminator, paths.export_dir,
-                            context=cfg.context)
+  _stage(5, "Export, then detection on the val split")
+  task.export(gan.generator, gan.discriminator, paths.export_dir)
   detector = export.SavedModelDetector(paths.export_dir)
-  dataset = wider.WiderFace(paths.data_dir)
-  val_proposals = os.path.join(paths.proposals, "val")
-  summary = detect.detect_split(detector, dataset.images_dir("val"), dataset.names("val"),
-                                proposals_lib.ResultsProposer(val_proposals),
-                                paths.results("gan"))
+  adapter = task.adapter
+  val_proposals = task.build_proposer(f"results:{paths.proposals(adapter.eval_split)}")
+  summary = jobs.detect_split(detector, adapter.image_root(adapter.eval_split),
+                              adapter.image_names(adapter.eval_split), val_proposals,
+                              paths.results("gan"), write=adapter.write_detections)
   timings["detect_seconds"] = time.time() - t
-  aps = report.evaluate_dirs(paths.results("gan"), dataset.ground_truth_dir,
-                                   os.path.join(paths.run_dir, "eval"), val_proposals,
-                                   label="GAN (ours)", baseline_label="MTCNN (baseline)")
-  # The PR figure of the evaluation goes to figures/ as well.
-  os.replace(os.path.join(paths.run_dir, "eval", "pr_curves.png"),
-             os.path.join(paths.figures, "pr_curves.png"))
-  sr_grid(gan.generator, paths, tfds_config, os.path.join(paths.figures, "sr_grid.png"))
-  detections_figure(detector, paths, val_proposals, os.path.join(paths.figures, "detections.png"))
+  _stage(6, "Official evaluation and figures")
+  aps = task.build_evaluator()({BASELINE_LABEL: paths.proposals(adapter.eval_split),
+                                OURS_LABEL: paths.results("gan")}, paths.eval_dir)
+  from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
+  os.replace(os.path.join(paths.eval_dir, report.PR_FIGURE),
+             os.path.join(paths.figures, report.PR_FIGURE))
+  sr_grid(gan.generator, task, paths.tfds_dir, os.path.join(paths.figures, "sr_grid.png"))
+  detections_figure(detector, paths, val_proposals,
+                    os.path.join(paths.figures, "detections.png"))
   metrics = {
-      "baseline_ap": aps["MTCNN (baseline)"], "gan_ap": aps["GAN (ours)"],
+      "baseline_ap": aps[BASELINE_LABEL], "gan_ap": aps[OURS_LABEL],
       "train_seconds": round(result.seconds, 1),
       "train_rois_per_second": round(result.rois_per_second, 1),
       "steps": result.steps, "pretrain_steps": result.pretrain_steps,
       "batch_size": cfg.train.batch_size, "precision": result.precision or cfg.train.precision,
-      "rois": counts, "val_images": summary["images"], "detections": summary["detections"],
+      "rois": counts, "val_images": summary.images, "detections": summary.detections,
+      "skipped_images": [path for path, _ in summary.skipped],
       "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
       "total_seconds": round(time.time() - t0, 1)}
   with open(os.path.join(paths.run_dir, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=2)
   return metrics
-
-
-def _previous_train_result(run_dir):
-  from tinyfaces_tf import train as train_lib
-  path = os.path.join(run_dir, "train_result.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return train_lib.TrainResult(**json.load(f))
-
-
-def keras_policy_reset():
-  import keras
-  keras.mixed_precision.set_dtype_policy("float32")
 
 
 def format_summary(metrics, paths):
@@ -225,5 +189,6 @@ def format_summary(metrics, paths):
   rows += [f"trained {metrics['steps']} steps in {metrics['train_seconds']:.0f}s "
            f"({metrics['train_rois_per_second']:.0f} RoIs/s); total {metrics['total_seconds']:.0f}s",
            f"files: {paths.run_dir}/metrics.json, {paths.figures}/{{pr_curves,sr_grid,detections}}.png,",
-           f"       {paths.export_dir} (SavedModel), {paths.run_dir}/checkpoints, {paths.run_dir}/tb"]
+           f"       {paths.export_dir} (SavedModel + config), {paths.run_dir}/checkpoints, "
+           f"{paths.run_dir}/tb"]
   return "\n".join(rows)

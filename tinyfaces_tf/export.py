@@ -1,4 +1,4 @@
-"""SavedModel export with explicit serving signatures (separate from training code).
+"""SavedModel export with explicit serving signatures and the experiment config beside them.
 
 Signatures:
   score_rois(lr: float32 [N, 16, 16, 3] in [-1, 1]) ->
@@ -6,35 +6,62 @@ Signatures:
       box_deltas [N, 4 or 4C]
   detect(image: uint8 [H, W, 3], boxes: float32 [N, 4] pixel x1, y1, x2, y2, scores: float32 [N]) ->
       boxes [M, 4] (same format), scores [M]
+The patch sizes, crop context, RoI budget, NMS and score fusion are the config's; the config is
+written to ``assets.extra/config.json`` (TF's place for files that travel with a SavedModel but
+are not loaded by the graph), so an export alone says how it was built and how it detects.
 """
+import os
+import shutil
+
 import keras
 
-from tinyfaces_tf import detect as detect_lib
+from tinyfaces_tf import config as config_lib
+from tinyfaces_tf.detection import detector as detector_lib
+
+CONFIG_ASSET = os.path.join("assets.extra", config_lib.CONFIG_FILE)
 
 
-def export_saved_model(generator, discriminator, path, context=2.0, detect_config=None):
-  """Writes a SavedModel to ``path``; returns ``path``. Reload with tf.saved_model.load(path)."""
-  config = detect_config or detect_lib.DetectConfig(context=context)
-  detector = detect_lib.Detector(generator, discriminator, config)
+def export_saved_model(generator, discriminator, path, config: config_lib.ExperimentConfig):
+  """Writes a SavedModel to ``path`` (replacing an earlier one only once the new one is complete);
+  returns ``path``. Reload with tf.saved_model.load(path) or SavedModelDetector(path)."""
+  path = os.fspath(path).rstrip("/")
+  detector = detector_lib.Detector(generator, discriminator, config.crop, config.detect)
   archive = keras.export.ExportArchive()
   archive.track(generator)
   archive.track(discriminator)
   archive.add_endpoint("score_rois", detector.score_rois)
   archive.add_endpoint("detect", detector.detect)
-  archive.write_out(path, verbose=False)
+  staging, previous = f"{path}.writing", f"{path}.previous"
+  for leftover in (staging, previous):
+    shutil.rmtree(leftover, ignore_errors=True)
+  archive.write_out(staging, verbose=False)
+  config_lib.save(config, os.path.join(staging, CONFIG_ASSET))
+  if os.path.exists(path):
+    os.replace(path, previous)
+  os.replace(staging, path)
+  shutil.rmtree(previous, ignore_errors=True)
   return path
 
 
+def load_config(path) -> config_lib.ExperimentConfig:
+  """The ExperimentConfig an export was written with."""
+  return config_lib.load(os.path.join(os.fspath(path), CONFIG_ASSET))
+
+
 class SavedModelDetector:
-  """A reloaded export behind the same call as detect.Detector: (image, boxes, scores) -> numpy."""
+  """A reloaded export behind the same call as detection.Detector: (image, boxes, scores) ->
+  numpy; ``config`` is the experiment config it was exported with."""
 
   def __init__(self, path):
-    import tensorflow as tf
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if not os.path.isfile(os.path.join(os.fspath(path), "saved_model.pb")):
+      raise FileNotFoundError(f"{path}: not a SavedModel directory (no saved_model.pb)")
     self.path = path
+    self.config = load_config(path)
     self.model = tf.saved_model.load(path)
 
   def __call__(self, image, proposals, proposal_scores):
-    import tensorflow as tf
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     out = self.model.detect(tf.convert_to_tensor(image, tf.uint8),
                             tf.reshape(tf.convert_to_tensor(proposals, tf.float32), [-1, 4]),
                             tf.reshape(tf.convert_to_tensor(proposal_scores, tf.float32), [-1]))

@@ -10,22 +10,43 @@ import tensorflow as tf
 ADV_LOSSES = ("nonsaturating", "saturating")
 
 
+REG_NORMALIZERS = ("batch", "positives")
+
+
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  alpha: float = 1e-3   # adversarial weight (journal 4.2, MTGAN 4.2)
-  beta: float = 1e-2    # classification weight
-  gamma: float = 1e-2   # regression weight
-  adv_loss: str = "nonsaturating"  # G's adversarial term: -log D(G(x)) or the literal log(1 - D(G(x)))
-  g_adv: bool = True    # False: Table 2 "w/o adv loss"
-  g_cls: bool = True    # False: Table 2 "w/o cls loss"
-  g_reg: bool = True    # False: Table 2 "w/o reg loss"
-  reg_normalizer: str = "batch"  # Eq (7): 1/N over all RoIs; "positives": mean over faces only
+  """Loss weights and ablation switches (journal Eq (10)/(11); MTGAN Eq (4)-(11)).
+
+  Attributes:
+    alpha: adversarial weight (journal 4.2, MTGAN 4.2: 0.001).
+    beta: classification weight (0.01).
+    gamma: regression weight (0.01).
+    adv_loss: G's adversarial term: "nonsaturating" -log D(G(x)) (SRGAN's form) or the literal
+      Eq (10) "saturating" log(1 - D(G(x))).
+    g_adv: the adversarial term in G's loss (False: Table 2 "w/o adv loss").
+    g_cls: the classification term in G's loss (False: Table 2 "w/o cls loss").
+    g_reg: the regression term in G's loss (False: Table 2 "w/o reg loss").
+    reg_normalizer: Eq (7)'s 1/N over all RoIs ("batch") or the mean over faces ("positives").
+  """
+  alpha: float = 1e-3
+  beta: float = 1e-2
+  gamma: float = 1e-2
+  adv_loss: str = dataclasses.field(default="nonsaturating", metadata={"choices": ADV_LOSSES})
+  g_adv: bool = True
+  g_cls: bool = True
+  g_reg: bool = True
+  reg_normalizer: str = dataclasses.field(default="batch",
+                                          metadata={"choices": REG_NORMALIZERS})
 
   def __post_init__(self):
     if self.adv_loss not in ADV_LOSSES:
-      raise ValueError(f"adv_loss must be one of {ADV_LOSSES}, got {self.adv_loss!r}")
-    if self.reg_normalizer not in ("batch", "positives"):
-      raise ValueError(f"reg_normalizer must be 'batch' or 'positives', got {self.reg_normalizer!r}")
+      raise ValueError(f"loss.adv_loss must be one of {ADV_LOSSES}, got {self.adv_loss!r}")
+    if self.reg_normalizer not in REG_NORMALIZERS:
+      raise ValueError(f"loss.reg_normalizer must be one of {REG_NORMALIZERS}, got "
+                       f"{self.reg_normalizer!r}")
+    if min(self.alpha, self.beta, self.gamma) < 0:
+      raise ValueError(f"loss weights must be >= 0, got alpha={self.alpha}, beta={self.beta}, "
+                       f"gamma={self.gamma}")
 
 
 def _f32(x):

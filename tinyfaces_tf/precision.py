@@ -6,6 +6,7 @@ train_step 1.8x and the demo one 2x faster than float32 where the CPU has native
 bfloat16 needs compute capability 8.0 (A100, H100) and no loss scaling; Volta/Turing (7.x) have
 float16 tensor cores only, so mixed_float16 with a LossScaleOptimizer.
 """
+import contextlib
 import os
 
 from absl import logging
@@ -58,3 +59,18 @@ def resolve_precision(precision):
   policy = choose_policy(gpu_compute_capabilities(), cpu_flags())
   logging.info("precision=auto -> %s", policy)
   return policy
+
+
+@contextlib.contextmanager
+def policy_scope(precision):
+  """Sets the Keras global dtype policy for ``precision`` ("auto" resolved) and restores the
+  policy it found on exit: models built inside keep their layers' policies, nothing leaks out.
+  Yields the policy name."""
+  import keras  # pylint: disable=g-import-not-at-top
+  policy = resolve_precision(precision)
+  previous = keras.mixed_precision.dtype_policy()
+  keras.mixed_precision.set_dtype_policy(policy)
+  try:
+    yield policy
+  finally:
+    keras.mixed_precision.set_dtype_policy(previous)

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from tinyfaces_tf import imaging
+from tinyfaces_tf.data.wider_ground_truth import SETTINGS
 
-SETTINGS = ("easy", "medium", "hard")
 GT_COLOR = "#00ff00"         # ground truth: green (journal Fig. 10)
 DETECTION_COLOR = "#ff0000"  # ours: red
 

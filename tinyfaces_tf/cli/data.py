@@ -8,9 +8,10 @@
 """
 import json
 
-from absl import app
-from absl import flags
-from absl import logging
+from tinyfaces_tf.cli import common
+
+from absl import flags  # pylint: disable=g-bad-import-order
+from absl import logging  # pylint: disable=g-bad-import-order
 
 FLAGS = flags.FLAGS
 
@@ -36,10 +37,10 @@ def demo(out, train_images, val_images, test_images, seed):
 
 def check(wider_dir):
   """Parses what a WIDER root has; returns (report dict, list of problems)."""
-  from tinyfaces_tf.data import wider  # pylint: disable=g-import-not-at-top
-  dataset = wider.WiderFace(wider_dir)
+  from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
+  dataset = wider_face.WiderFace(wider_dir)
   report, problems = {}, []
-  for split in wider.SPLITS:
+  for split in wider_face.SPLITS:
     try:
       names = dataset.names(split)
     except FileNotFoundError as e:
@@ -62,7 +63,7 @@ def check(wider_dir):
       gt = dataset.eval_ground_truth()
       report["eval_ground_truth"] = {
           "images": gt.num_images,
-          **{s: int(sum(len(g) for per in gt.gt_lists[s] for g in per)) for s in wider.SETTINGS}}
+          **{s: int(sum(len(g) for per in gt.gt_lists[s] for g in per)) for s in wider_face.SETTINGS}}
     except (ValueError, FileNotFoundError) as e:
       problems.append(str(e))
   else:
@@ -72,19 +73,19 @@ def check(wider_dir):
 
 def main(argv):
   if len(argv) != 2 or argv[1] not in COMMANDS:
-    raise app.UsageError(f"expected one command, one of {COMMANDS}; got {argv[1:]}")
+    common.usage_error(f"expected one command, one of {COMMANDS}; got {argv[1:]}")
   command = argv[1]
   if command == "demo":
     if not FLAGS.out:
-      raise app.UsageError("demo: --out is required")
-    demo(FLAGS.out, FLAGS.train_images, FLAGS.val_images, FLAGS.test_images, FLAGS.seed)
+      common.usage_error("demo: --out is required")
+    summary = demo(FLAGS.out, FLAGS.train_images, FLAGS.val_images, FLAGS.test_images,
+                   FLAGS.seed)
+    print(f"Wrote the demo dataset to {FLAGS.out}: " + ", ".join(
+        f"{split} {summary[split]}" for split in ("train", "val", "test") if split in summary))
   elif command == "check":
     if not FLAGS.wider_dir:
-      raise app.UsageError("check: --wider_dir is required")
-    try:
-      report, problems = check(FLAGS.wider_dir)
-    except (FileNotFoundError, ValueError) as e:
-      raise app.UsageError(f"--wider_dir: {e}")
+      common.usage_error("check: --wider_dir is required")
+    report, problems = check(FLAGS.wider_dir)
     print(json.dumps(report, indent=1))
     for problem in problems[:50]:
       logging.error("%s", problem)
@@ -95,7 +96,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  common.run(main, __name__)
 
 
 if __name__ == "__main__":

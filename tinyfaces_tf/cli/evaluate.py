@@ -2,13 +2,13 @@
 
   tinyfaces-eval --results=runs/demo/results/gan --wider_dir=data/demo --out=runs/demo/eval \
       [--baseline_results=runs/demo/results/baseline] [--gt_dir=.../eval_tools/ground_truth]
-Writes OUT/wider_ap.json ({"easy", "medium", "hard"}) and OUT/pr_curves.png.
+Writes OUT/wider_ap.json ({label: {"easy", "medium", "hard"}}) and OUT/pr_curves.png.
 """
 import os
 
-from absl import app
-from absl import flags
-from absl import logging
+from tinyfaces_tf.cli import common
+
+from absl import flags  # pylint: disable=g-bad-import-order
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("results", None, "WIDER result directory (<event>/<stem>.txt).")
@@ -16,8 +16,8 @@ flags.DEFINE_string("wider_dir", None, "WIDER root; ground truth under eval_tool
 flags.DEFINE_string("gt_dir", None, "Folder with wider_face_val.mat + wider_{easy,medium,hard}_val.mat.")
 flags.DEFINE_string("out", None, "Output folder for wider_ap.json and pr_curves.png.")
 flags.DEFINE_string("baseline_results", None, "Optional second result dir drawn as the baseline.")
-flags.DEFINE_string("label", "ours", "Legend name of --results.")
-flags.DEFINE_string("baseline_label", "baseline", "Legend name of --baseline_results.")
+flags.DEFINE_string("label", "ours", "Name of --results in the report and the figure.")
+flags.DEFINE_string("baseline_label", "baseline", "Name of --baseline_results.")
 flags.mark_flags_as_required(["results", "out"])
 
 
@@ -25,26 +25,33 @@ def ground_truth_dir(wider_dir, gt_dir):
   if gt_dir:
     return gt_dir
   if not wider_dir:
-    raise app.UsageError("give --wider_dir or --gt_dir")
+    common.usage_error("give --wider_dir or --gt_dir")
   path = os.path.join(wider_dir, "eval_tools", "ground_truth")
   if not os.path.isdir(path):
-    raise app.UsageError(f"--wider_dir: {path} does not exist; give --gt_dir")
+    common.usage_error(f"--wider_dir: {path} does not exist; give --gt_dir")
   return path
 
 
 def main(argv):
   del argv
   gt_dir = ground_truth_dir(FLAGS.wider_dir, FLAGS.gt_dir)
-  from tinyfaces_tf.evaluation import report
-  aps = report.evaluate_dirs(FLAGS.results, gt_dir, FLAGS.out, FLAGS.baseline_results, FLAGS.label,
-                      FLAGS.baseline_label)
+  if FLAGS.baseline_results and FLAGS.label == FLAGS.baseline_label:
+    common.usage_error("--label and --baseline_label must differ")
+  from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
+  runs = {FLAGS.label: FLAGS.results}
+  if FLAGS.baseline_results:
+    runs = {FLAGS.baseline_label: FLAGS.baseline_results, **runs}
+  aps = report.evaluate_dirs(runs, gt_dir, FLAGS.out)
+  width = max(len(name) for name in aps)
+  print(f"{'':{width}s}  {'Easy':>7s} {'Medium':>7s} {'Hard':>7s}")
   for name, ap in aps.items():
-    logging.info("%-10s easy %.4f  medium %.4f  hard %.4f", name, ap["easy"], ap["medium"],
-                 ap["hard"])
+    print(f"{name:{width}s}  {ap['easy']:7.4f} {ap['medium']:7.4f} {ap['hard']:7.4f}")
+  print(f"-> {os.path.join(FLAGS.out, report.AP_FILE)}, {os.path.join(FLAGS.out, report.PR_FIGURE)}")
+  return 0
 
 
 def run():
-  app.run(main)
+  common.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ import scipy.ndimage
 from absl import logging
 from PIL import Image
 
-from tinyfaces_tf.data import wider
+from tinyfaces_tf.data import wider_face
+from tinyfaces_tf.data import wider_ground_truth
 
 # Photographs bundled with scikit-image that contain no human face.
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "coins", "hubble_deep_field", "brick", "grass",
@@ -92,7 +93,7 @@ class PastedPatch:
   flipped: bool
   tone: Tuple[float, float, float]
   occluder_xywh: Optional[Tuple[int, int, int, int]] = None
-  annotation: Optional[wider.FaceAnnotation] = None
+  annotation: Optional[wider_face.FaceAnnotation] = None
 
 
 @dataclasses.dataclass
@@ -302,7 +303,7 @@ def render_scene(rng: np.random.Generator, face_ids: Sequence[int], nonface_ids:
     taken.append(box)
     faces.append(PastedPatch(
         lfw_index, box, flipped, tuple(float(v) for v in tone), band,
-        wider.FaceAnnotation(x, y, box_w, box_h, blur=blur, expression=0,
+        wider_face.FaceAnnotation(x, y, box_w, box_h, blur=blur, expression=0,
                              illumination=illumination, invalid=invalid, occlusion=occlusion,
                              pose=0)))
   num_distractors = int(rng.integers(config.distractors_range[0],
@@ -400,7 +401,7 @@ def make_demo_dataset(out_dir, train_images=160, val_images=60, test_images=20, 
              "backgrounds": list(BACKGROUNDS),
              "lfw_face_ids": {s: ids[s][0].tolist() for s in ("train", "val")},
              "lfw_nonface_ids": {s: ids[s][1].tolist() for s in ("train", "val")}}
-  for split_index, split in enumerate(wider.SPLITS):
+  for split_index, split in enumerate(wider_face.SPLITS):
     annotations = []
     for index in range(int(counts[split])):
       rng = np.random.default_rng([seed, split_index, index])
@@ -408,23 +409,23 @@ def make_demo_dataset(out_dir, train_images=160, val_images=60, test_images=20, 
       name = image_name(split_index, index)
       _write_jpeg(os.path.join(out_dir, f"WIDER_{split}", "images", *name.split("/")),
                   scene.image, jpeg_quality)
-      annotations.append(wider.ImageAnnotation(name, scene.annotations))
+      annotations.append(wider_face.ImageAnnotation(name, scene.annotations))
       if (index + 1) % 50 == 0:
         logging.info("demo %s: %d/%d images", split, index + 1, counts[split])
     # Grouped by event, as the official files are (eval_tools groups events that way too).
     annotations.sort(key=lambda a: (EVENTS.index(a.event), int(a.stem.rsplit("_", 1)[1])))
     stats = {"images": len(annotations)}
     if split == "test":
-      wider.write_test_filelist(wider.test_filelist_file(out_dir), [a.name for a in annotations])
+      wider_face.write_test_filelist(wider_face.test_filelist_file(out_dir), [a.name for a in annotations])
     else:
-      wider.write_bbx_gt(wider.split_file(out_dir, split), annotations)
+      wider_face.write_bbx_gt(wider_face.split_file(out_dir, split), annotations)
       valid = np.concatenate([a.valid for a in annotations]) if annotations else np.zeros(0)
       stats.update(faces=int(valid.size), invalid_faces=int(valid.size - valid.sum()))
     if split == "val" and annotations:
-      gt = wider.eval_ground_truth_from_annotations(annotations)
-      wider.write_eval_ground_truth(os.path.join(out_dir, "eval_tools", "ground_truth"), gt)
+      gt = wider_face.eval_ground_truth_from_annotations(annotations)
+      wider_ground_truth.write_eval_ground_truth(os.path.join(out_dir, "eval_tools", "ground_truth"), gt)
       stats.update({s: int(sum(len(g) for per_event in gt.gt_lists[s] for g in per_event))
-                    for s in wider.SETTINGS})
+                    for s in wider_face.SETTINGS})
     summary[split] = stats
     logging.info("demo %s: %s", split, stats)
   # Without folder and timing, so the file is identical for a seed wherever it is written.

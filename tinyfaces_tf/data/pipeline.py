@@ -1,6 +1,6 @@
 """tf.data input for GAN training from `wider_face_rois` examples (SPEC section 5).
 
-Examples are the TFDS feature dicts the `datasets/wider_face_rois` builder writes: `lr` uint8
+Examples are the TFDS feature dicts the `tinyfaces_tf/datasets/wider_face_rois` builder writes: `lr` uint8
 [16,16,3], `hr` uint8 [64,64,3] (decoded or still PNG-encoded), `label` (1 = face / 1..K object,
 0 = background, -1 = ignored), `box_target` float32 [4], plus `roi`, `iou`, `image/filename`.
 Batches are the dict the GAN's `train_step` takes:
@@ -18,64 +18,52 @@ from typing import Callable, Optional, Union
 import tensorflow as tf
 
 from tinyfaces_tf.imaging import to_model_range
+from tinyfaces_tf.roi_crop import CropConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
 TRAIN_KEYS = ("lr", "hr", "label", "box_target")
-# SPEC section 2/5 sizes; a built dataset with other sizes is rejected by ensure_shape.
-LR_SHAPE = (16, 16, 3)
-HR_SHAPE = (64, 64, 3)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-  """Input-pipeline settings.
+  """Input-pipeline settings (the batch size and seed are the run's: TrainConfig).
 
   Attributes:
-    batch_size: global batch size (split over replicas by `make_distributed_dataset`).
     face_fraction: fraction of foreground (label >= 1) RoIs per batch in expectation; 0.4 is the
       journal's "about 1.5 background per face". None keeps the dataset's natural mix.
     shuffle_buffer: per-class shuffle buffer (examples); 0 or 1 disables shuffling.
-    seed: seed for shuffling and class sampling; None draws fresh randomness each run.
-    deterministic: keep element order fixed (tf.data `options.deterministic`); needs `seed`.
-    repeat: repeat forever. With `repeat=False` and a `face_fraction`, an epoch ends as soon as
+    repeat: repeat forever. With repeat=False and a face_fraction, an epoch ends as soon as
       either class runs out (the ratio is kept; the rest of the larger class is not seen).
-    num_parallel_calls: parallelism of the decode map.
-    prefetch: batches to prefetch (AUTOTUNE by default).
+    num_parallel_calls: parallelism of the decode map (-1: tf.data AUTOTUNE).
+    prefetch: batches to prefetch (-1: AUTOTUNE).
     drop_remainder: drop the last short batch so batch shapes are static (needed for XLA / TPU).
-    split: the split read when `source` is a TFDS builder.
   """
-  batch_size: int = 32
   face_fraction: Optional[float] = 0.4
   shuffle_buffer: int = 4096
-  seed: Optional[int] = 0
-  deterministic: bool = False
   repeat: bool = True
   num_parallel_calls: int = AUTOTUNE
   prefetch: int = AUTOTUNE
   drop_remainder: bool = True
-  split: str = "train"
 
   def __post_init__(self):
-    if self.batch_size < 1:
-      raise ValueError(f"PipelineConfig.batch_size must be >= 1, got {self.batch_size}")
     if self.face_fraction is not None and not 0.0 <= self.face_fraction <= 1.0:
       raise ValueError(
-          f"PipelineConfig.face_fraction must be in [0, 1] or None, got {self.face_fraction}")
-    if self.deterministic and self.seed is None:
-      raise ValueError("PipelineConfig.deterministic=True needs a fixed seed (seed=None given)")
+          f"pipeline.face_fraction must be in [0, 1] or None, got {self.face_fraction}")
+    if self.shuffle_buffer < 0:
+      raise ValueError(f"pipeline.shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
 
 
 Source = Union[tf.data.Dataset, Callable[[], tf.data.Dataset], "tfds.core.DatasetBuilder"]
 
 
-def load_split(data_dir, split, config_name="x2.0", decode=False):
+def load_split(data_dir, split, config_name, decode=False, dataset_name="wider_face_rois"):
   """Reads a built `wider_face_rois` split from `data_dir` (no builder code needed).
 
   Args:
     data_dir: the TFDS data_dir given to `tfds build --data_dir` (holds `wider_face_rois/`), or
       the builder's versioned directory itself (`.../wider_face_rois/x2.0/1.0.0`).
     split: "train", "validation" or any TFDS split expression ("train[:10%]").
-    config_name: the context-factor BuilderConfig ("x1.0" ... "x4.0").
+    config_name: the BuilderConfig ("x1.0" ... "x4.0"; builder.config_name of a crop).
     decode: decode the images in TFDS (uint8 tensors). False (default) leaves them PNG-encoded
       so `make_training_dataset` decodes them in its parallel map after shuffling.
 
@@ -83,29 +71,29 @@ def load_split(data_dir, split, config_name="x2.0", decode=False):
     a tf.data.Dataset of feature dicts.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
-  builder = _builder_from_dir(data_dir, config_name)
+  builder = _builder_from_dir(data_dir, config_name, dataset_name)
   decoders = None if decode else {"lr": tfds.decode.SkipDecoding(),
                                   "hr": tfds.decode.SkipDecoding()}
   return builder.as_dataset(split=split, decoders=decoders, shuffle_files=False)
 
 
-def count_examples(data_dir, split, config_name="x2.0"):
+def count_examples(data_dir, split, config_name, dataset_name="wider_face_rois"):
   """Examples in a built split, from its metadata (ignored RoIs, label -1, included)."""
-  return _builder_from_dir(data_dir, config_name).info.splits[split].num_examples
+  return _builder_from_dir(data_dir, config_name, dataset_name).info.splits[split].num_examples
 
 
-def _builder_from_dir(data_dir, config_name):
+def _builder_from_dir(data_dir, config_name, dataset_name):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from etils import epath  # pylint: disable=g-import-not-at-top
   root = epath.Path(data_dir)
   if (root / "dataset_info.json").exists():
     return tfds.builder_from_directory(root)
-  config_dir = root / "wider_face_rois" / config_name
+  config_dir = root / dataset_name / config_name
   if not config_dir.exists():
     raise FileNotFoundError(
-        f"No built wider_face_rois/{config_name} under data_dir={data_dir}; run "
-        f"`tfds build datasets/wider_face_rois --config={config_name} --data_dir={data_dir} "
-        f"--manual_dir=WIDER_ROOT` first")
+        f"No built {dataset_name}/{config_name} under data_dir={data_dir}; run "
+        f"`tfds build tinyfaces_tf/datasets/{dataset_name} --config={config_name} "
+        f"--data_dir={data_dir} --manual_dir=WIDER_ROOT` first")
   versions = sorted((p for p in config_dir.iterdir() if (p / "dataset_info.json").exists()),
                     key=lambda p: tuple(int(x) for x in p.name.split(".")))
   if not versions:
@@ -139,10 +127,13 @@ def _image(value, shape):
   return to_model_range(value)
 
 
-def _to_train_example(example):
-  return {
-      "lr": _image(example["lr"], LR_SHAPE),
-      "hr": _image(example["hr"], HR_SHAPE),
+def _train_example_fn(crop: CropConfig):
+  """Decoder of one stored example; a dataset with other patch sizes than ``crop`` is rejected by
+  ensure_shape."""
+  lr_shape, hr_shape = (crop.lr_size, crop.lr_size, 3), (crop.hr_size, crop.hr_size, 3)
+  return lambda example: {
+      "lr": _image(example["lr"], lr_shape),
+      "hr": _image(example["hr"], hr_shape),
       "label": tf.cast(example["label"], tf.int32),
       "box_target": tf.ensure_shape(tf.cast(example["box_target"], tf.float32), [4]),
   }
@@ -155,34 +146,42 @@ def _keep_train_keys(example):
   return {k: example[k] for k in TRAIN_KEYS}
 
 
-def _seed(config, offset):
-  return None if config.seed is None else config.seed + offset
+def _seed(seed, offset):
+  return None if seed is None else seed + offset
 
 
-def _shuffle_repeat(dataset, config, offset):
+def _shuffle_repeat(dataset, config, seed, offset):
   if config.shuffle_buffer > 1:
-    dataset = dataset.shuffle(config.shuffle_buffer, seed=_seed(config, offset),
+    dataset = dataset.shuffle(config.shuffle_buffer, seed=_seed(seed, offset),
                               reshuffle_each_iteration=True)
   return dataset.repeat() if config.repeat else dataset
 
 
-def make_training_dataset(source: Source, config: Optional[PipelineConfig] = None,
-                          input_context: Optional[tf.distribute.InputContext] = None,
-                          batch_size: Optional[int] = None):
+def make_training_dataset(source: Source, config: PipelineConfig, batch_size: int,
+                          seed: Optional[int] = 0, deterministic: bool = False,
+                          crop: CropConfig = CropConfig(), split: str = "train",
+                          input_context: Optional[tf.distribute.InputContext] = None):
   """Training batches from `wider_face_rois` examples.
 
   Args:
     source: a tf.data.Dataset of feature dicts (`load_split`, `tfds.load`, or in-memory), a
-      TFDS builder (its `config.split` is read), or a zero-argument callable returning a dataset.
-    config: PipelineConfig (defaults if None).
+      TFDS builder (its `split` is read), or a zero-argument callable returning a dataset.
+    config: PipelineConfig.
+    batch_size: examples per batch (the per-replica size under tf.distribute).
+    seed: seed for shuffling and class sampling; None draws fresh randomness each run.
+    deterministic: keep element order fixed (tf.data `options.deterministic`); needs `seed`.
+    crop: the CropConfig the examples were cut with (their patch shapes).
+    split: the split read when `source` is a TFDS builder.
     input_context: set by `make_distributed_dataset`; shards the source per input pipeline.
-    batch_size: overrides `config.batch_size` (the per-replica size under tf.distribute).
 
   Returns:
     tf.data.Dataset of dicts lr/hr/label/box_target (see module docstring).
   """
-  config = config or PipelineConfig()
-  dataset = _as_dataset(source, config.split)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  if deterministic and seed is None:
+    raise ValueError("a deterministic pipeline needs a fixed seed (seed=None given)")
+  dataset = _as_dataset(source, split)
   if input_context is not None and input_context.num_input_pipelines > 1:
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   dataset = dataset.map(_keep_train_keys)  # drop roi / iou / filename before buffering
@@ -190,43 +189,43 @@ def make_training_dataset(source: Source, config: Optional[PipelineConfig] = Non
   dataset = dataset.filter(lambda ex: ex["label"] >= 0)
 
   if config.face_fraction is None:
-    dataset = _shuffle_repeat(dataset, config, 0)
+    dataset = _shuffle_repeat(dataset, config, seed, 0)
   else:
     faces = dataset.filter(lambda ex: ex["label"] >= 1)
     background = dataset.filter(lambda ex: ex["label"] == 0)
     # Each class is shuffled and repeated on its own, so the mix is set by the sampling
     # weights alone, whatever the class ratio on disk.
     dataset = tf.data.Dataset.sample_from_datasets(
-        [_shuffle_repeat(faces, config, 1), _shuffle_repeat(background, config, 2)],
+        [_shuffle_repeat(faces, config, seed, 1), _shuffle_repeat(background, config, seed, 2)],
         weights=[config.face_fraction, 1.0 - config.face_fraction],
-        seed=_seed(config, 3), stop_on_empty_dataset=True)
+        seed=_seed(seed, 3), stop_on_empty_dataset=True)
 
-  dataset = dataset.map(_to_train_example, num_parallel_calls=config.num_parallel_calls)
-  dataset = dataset.batch(batch_size or config.batch_size, drop_remainder=config.drop_remainder)
+  dataset = dataset.map(_train_example_fn(crop), num_parallel_calls=config.num_parallel_calls)
+  dataset = dataset.batch(batch_size, drop_remainder=config.drop_remainder)
   dataset = dataset.prefetch(config.prefetch)
   options = tf.data.Options()
-  options.deterministic = config.deterministic
+  options.deterministic = deterministic
   options.experimental_optimization.map_parallelization = True
   return dataset.with_options(options)
 
 
 def make_distributed_dataset(strategy: tf.distribute.Strategy, source: Source,
-                             config: Optional[PipelineConfig] = None):
-  """Per-replica batches of `config.batch_size // num_replicas` under `strategy`.
+                             config: PipelineConfig, batch_size: int, **kwargs):
+  """Per-replica batches of `batch_size // num_replicas` under `strategy`.
 
   Uses `strategy.distribute_datasets_from_function`: each input pipeline reads its own shard of
   the source (when there is more than one pipeline, e.g. MultiWorkerMirroredStrategy) and
-  batches at the per-replica size, so one step consumes `config.batch_size` examples in all.
+  batches at the per-replica size, so one step consumes `batch_size` examples in all. `kwargs`
+  go to `make_training_dataset`.
   """
-  config = config or PipelineConfig()
   replicas = strategy.num_replicas_in_sync
-  if config.batch_size % replicas:
-    raise ValueError(f"PipelineConfig.batch_size={config.batch_size} is not divisible by the "
-                     f"{replicas} replicas of {type(strategy).__name__}")
+  if batch_size % replicas:
+    raise ValueError(f"batch_size={batch_size} is not divisible by the {replicas} replicas of "
+                     f"{type(strategy).__name__}")
 
   def dataset_fn(input_context):
-    per_replica = input_context.get_per_replica_batch_size(config.batch_size)
-    return make_training_dataset(source, config, input_context=input_context,
-                                 batch_size=per_replica)
+    per_replica = input_context.get_per_replica_batch_size(batch_size)
+    return make_training_dataset(source, config, per_replica, input_context=input_context,
+                                 **kwargs)
 
   return strategy.distribute_datasets_from_function(dataset_fn)

@@ -1,1 +1,1 @@
-"""Evaluation: the official WIDER FACE protocol (wider), FDDB discrete ROC (fddb), COCO AP (coco)."""
+"""Evaluation: the official WIDER FACE protocol (wider_protocol), report files (report), FDDB discrete ROC (fddb), COCO AP (coco)."""

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.optimize
 from absl import logging
 
-from tinyfaces_tf.evaluation import wider
+from tinyfaces_tf.evaluation import wider_protocol
 
 
 @dataclasses.dataclass
@@ -180,7 +180,7 @@ def evaluate_fddb(ellipses, detections, overlap_threshold=0.5):
   for name, annots in ellipses.items():
     if name not in detections:
       continue
-    boxes, scores = wider.checked_predictions(name, *detections[name])
+    boxes, scores = wider_protocol.checked_predictions(name, *detections[name])
     if not len(scores):
       continue
     order = np.argsort(-scores, kind="stable")

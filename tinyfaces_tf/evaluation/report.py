@@ -1,30 +1,37 @@
-"""Scoring result directories with the official protocol and writing the usual report files."""
+"""Scoring result directories with the official WIDER protocol and writing the report files."""
 import json
 import os
+from typing import Dict, Mapping
 
 from tinyfaces_tf import viz
-from tinyfaces_tf.data import eval_tools
-from tinyfaces_tf.evaluation import wider as wider_eval
+from tinyfaces_tf.data import result_files
+from tinyfaces_tf.data import wider_ground_truth
+from tinyfaces_tf.evaluation import wider_protocol
+
+AP_FILE = "wider_ap.json"          # {label: {"easy", "medium", "hard"}}
+PR_FIGURE = "pr_curves.png"
 
 
-def evaluate_dirs(results, gt_dir, out, baseline_results=None, label="ours",
-                  baseline_label="baseline"):
-  """Scores one (or two) result dirs; writes wider_ap.json and pr_curves.png; returns AP dicts."""
-  gt = eval_tools.read_eval_ground_truth(gt_dir)
-  runs = {label: results}
-  if baseline_results:
-    runs = {baseline_label: baseline_results, **runs}
+def evaluate_dirs(runs: Mapping[str, str], gt_dir: str, out: str) -> Dict[str, Dict[str, float]]:
+  """Scores result dirs ({label: dir}, drawn in that order); writes ``out/wider_ap.json`` and
+  ``out/pr_curves.png``; returns {label: {setting: AP}}."""
+  gt = wider_ground_truth.read_eval_ground_truth(gt_dir)
   curves, aps = {}, {}
-  for name, path in runs.items():
-    result = wider_eval.evaluate(eval_tools.read_result_dir(path), gt)
-    aps[name] = {s: float(result.ap[s]) for s in wider_eval.SETTINGS}
-    curves[name] = {s: (result.precision[s], result.recall[s], result.ap[s])
-                    for s in wider_eval.SETTINGS}
+  for label, path in runs.items():
+    result = wider_protocol.evaluate(result_files.read_result_dir(path), gt)
+    aps[label] = {s: float(result.ap[s]) for s in wider_protocol.SETTINGS}
+    curves[label] = {s: (result.precision[s], result.recall[s], result.ap[s])
+                     for s in wider_protocol.SETTINGS}
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, "wider_ap.json"), "w") as f:
-    json.dump(aps[label], f, indent=2)
-  if baseline_results:
-    with open(os.path.join(out, "baseline_ap.json"), "w") as f:
-      json.dump(aps[baseline_label], f, indent=2)
-  viz.plot_pr_curves(curves, os.path.join(out, "pr_curves.png"))
+  tmp = os.path.join(out, f"{AP_FILE}.tmp")
+  with open(tmp, "w") as f:
+    json.dump(aps, f, indent=2)
+  os.replace(tmp, os.path.join(out, AP_FILE))
+  viz.plot_pr_curves(curves, os.path.join(out, PR_FIGURE))
   return aps
+
+
+def read_aps(out: str) -> Dict[str, Dict[str, float]]:
+  """What ``evaluate_dirs`` wrote into ``out``."""
+  with open(os.path.join(out, AP_FILE)) as f:
+    return json.load(f)

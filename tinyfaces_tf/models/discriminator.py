@@ -15,13 +15,30 @@ BACKBONES = ("vgg19", "resnet50", "resnet101", "tiny")
 
 @dataclasses.dataclass(frozen=True)
 class DiscriminatorConfig:
-  backbone: str = "resnet50"
-  num_classes: int = 1          # 1: sigmoid face/non-face; >1: softmax over num_classes = K + 1
-  backbone_weights: str | None = None  # None, a local weights file, or "imagenet" (downloads)
-  hr_size: int = 64
-  reg_branch: bool = True       # False: Table 2 "w/o reg+ branch"
-  adv_branch: bool = True       # False: MTGAN Table 3 "D w/o adv"
+  """The discriminator's backbone and heads; its input size is the experiment's ``crop.hr_size``,
+  given to ``build_discriminator``.
+
+  Attributes:
+    backbone: "vgg19" (CVPR18), "resnet50" (journal), "resnet101" (MTGAN) or "tiny" (demo, tests).
+    num_classes: 1: sigmoid face/non-face; > 1: softmax over K + 1 classes (MTGAN / COCO).
+    backbone_weights: None (random init), a local weights file, or "imagenet" (downloads).
+    reg_branch: the fc_reg box-regression head (False: Table 2 "w/o reg+ branch").
+    adv_branch: the fc_gan real/fake head (False: MTGAN Table 3 "D w/o adv").
+    tiny_width: channels of the first stage of the "tiny" backbone.
+  """
+  backbone: str = dataclasses.field(default="resnet50", metadata={"choices": BACKBONES})
+  num_classes: int = 1
+  backbone_weights: str | None = None
+  reg_branch: bool = True
+  adv_branch: bool = True
   tiny_width: int = 32
+
+  def __post_init__(self):
+    if self.backbone not in BACKBONES:
+      raise ValueError(f"discriminator.backbone must be one of {BACKBONES}, got "
+                       f"{self.backbone!r}")
+    if self.num_classes < 1:
+      raise ValueError(f"discriminator.num_classes must be >= 1, got {self.num_classes}")
 
 
 @keras.saving.register_keras_serializable(package="tinyfaces_tf")
@@ -76,23 +93,22 @@ def build_backbone(name, hr_size=64, weights=None, tiny_width=32):
   return trunk
 
 
-def build_discriminator(backbone="resnet50", num_classes=1, config=None, **overrides):
+def build_discriminator(backbone="resnet50", num_classes=1, config=None, hr_size=64, **overrides):
   """Builds the multi-task discriminator.
 
   Outputs a dict: ``gan_logit`` [N, 1] (real/fake), ``cls_logits`` [N, num_classes] and
   ``box_deltas`` [N, 4] (faces: class agnostic) or [N, 4 * num_classes] (multi-class), all float32.
   ``gan_logit`` is absent without the adversarial branch, ``box_deltas`` without the regression branch.
+  ``hr_size`` is the input side (the experiment's crop.hr_size).
   """
   if config is None:
     config = DiscriminatorConfig()
   config = dataclasses.replace(config, backbone=backbone, num_classes=num_classes, **overrides)
-  if config.num_classes < 1:
-    raise ValueError(f"num_classes must be >= 1, got {config.num_classes}")
-  inputs = keras.Input((config.hr_size, config.hr_size, 3), name="image")
+  inputs = keras.Input((hr_size, hr_size, 3), name="image")
   x = inputs
   if config.backbone != "tiny":
     x = CaffePreprocess(name="caffe_preprocess")(x)
-  trunk = build_backbone(config.backbone, config.hr_size, config.backbone_weights, config.tiny_width)
+  trunk = build_backbone(config.backbone, hr_size, config.backbone_weights, config.tiny_width)
   features = layers.GlobalAveragePooling2D(name="gap")(trunk(x))
 
   def head(units, name):

@@ -14,13 +14,30 @@ GENERATOR_KINDS = ("tinyfaces", "mtgan", "bilinear")
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
-  """Sizes of a generator. Defaults are the paper configuration."""
-  kind: str = "tinyfaces"
-  width: int = 64               # feature maps of the residual trunk (Table 1: 64)
-  upsample_width: int = 256     # feature maps of the de-conv / late convs (Table 1: 256)
-  residual_units: int = 4       # "x8" = 8 conv layers = 4 two-conv units (mtgan: 5)
-  refinement: bool = True       # tinyfaces only: G2; False = Table 2 "w/o Refinement Network"
-  scale: int = 4
+  """The generator's kind and sizes; defaults are the paper configuration. The up-sampling factor
+  is the experiment's ``crop.scale`` (one fact, one place), given to ``build_generator``.
+
+  Attributes:
+    kind: "tinyfaces" (CVPR18/journal G1 + G2), "mtgan" (SRGAN-like) or "bilinear" (MTGAN
+      Table 4 SBU: no learned weights).
+    width: feature maps of the residual trunk (journal Table 1: 64).
+    upsample_width: feature maps of the de-convs and late convs (journal Table 1: 256).
+    residual_units: two-conv residual units per stack ("x8" = 8 conv layers = 4 units; mtgan: 5).
+    refinement: tinyfaces only, the refinement network G2 (False: Table 2 "w/o Refinement
+      Network").
+  """
+  kind: str = dataclasses.field(default="tinyfaces", metadata={"choices": GENERATOR_KINDS})
+  width: int = 64
+  upsample_width: int = 256
+  residual_units: int = 4
+  refinement: bool = True
+
+  def __post_init__(self):
+    if self.kind not in GENERATOR_KINDS:
+      raise ValueError(f"generator.kind must be one of {GENERATOR_KINDS}, got {self.kind!r}")
+    if min(self.width, self.upsample_width) < 1 or self.residual_units < 0:
+      raise ValueError(f"generator widths must be >= 1 and residual_units >= 0, got "
+                       f"{self.width}, {self.upsample_width}, {self.residual_units}")
 
 
 def _conv_init():
@@ -69,13 +86,13 @@ def _as_float32(x, name):
   return layers.Activation("linear", dtype="float32", name=name)(x)
 
 
-def _tinyfaces(inputs, config):
+def _tinyfaces(inputs, config, scale):
   w, uw = config.width, config.upsample_width
   # Up-sampling sub-network G1.
   x = _conv_bn_act(inputs, w, 3, "g1_conv1")
   x = _residual_stack(x, config.residual_units, w, "g1_res", "relu")
   x = _conv_bn_act(x, w, 3, "g1_conv2")
-  for i in range(_num_doublings(config.scale)):
+  for i in range(_num_doublings(scale)):
     x = _conv_bn_act(x, uw, 3, f"g1_deconv{i + 1}", strides=2, transpose=True)
   upsampled = _conv(3, 1, "g1_out")(x)
   if not config.refinement:
@@ -91,7 +108,7 @@ def _tinyfaces(inputs, config):
   return {"upsampled": _as_float32(upsampled, "upsampled"), "sr": _as_float32(sr, "sr")}
 
 
-def _mtgan(inputs, config):
+def _mtgan(inputs, config, scale):
   w, uw = config.width, config.upsample_width
   x = _conv(w, 9, "conv_in")(inputs)
   head = x = layers.PReLU(shared_axes=[1, 2], name="conv_in_prelu")(x)
@@ -99,14 +116,14 @@ def _mtgan(inputs, config):
   x = _conv(w, 3, "conv_mid")(x)
   x = _bn("conv_mid_bn")(x)
   x = layers.Add(name="long_skip")([head, x])  # SRGAN's long skip, which MTGAN's G follows
-  for i in range(_num_doublings(config.scale)):
+  for i in range(_num_doublings(scale)):
     x = _conv_bn_act(x, uw, 3, f"deconv{i + 1}", strides=2, transpose=True, act="prelu")
   sr = _as_float32(_conv(3, 9, "conv_out")(x), "sr")
   return {"upsampled": layers.Identity(name="upsampled")(sr), "sr": sr}
 
 
-def _bilinear(inputs, config):
-  up = layers.UpSampling2D(config.scale, interpolation="bilinear", name="bilinear_up")(inputs)
+def _bilinear(inputs, config, scale):
+  up = layers.UpSampling2D(scale, interpolation="bilinear", name="bilinear_up")(inputs)
   up = _as_float32(up, "sr")
   return {"upsampled": layers.Identity(name="upsampled")(up), "sr": up}
 
@@ -117,13 +134,14 @@ def _num_doublings(scale):
   return {2: 1, 4: 2, 8: 3}[scale]
 
 
-def build_generator(kind="tinyfaces", lr_size=None, config=None, **overrides):
+def build_generator(kind="tinyfaces", lr_size=None, config=None, scale=4, **overrides):
   """Builds a generator as a functional keras.Model.
 
   Args:
     kind: "tinyfaces" (CVPR18/journal G1+G2), "mtgan" (SRGAN-like) or "bilinear" (SBU, no weights).
     lr_size: optional static LR size; None accepts any size (16x16 -> 64x64, 32x32 -> 128x128).
     config: a GeneratorConfig; ``overrides`` replace its fields (e.g. width=16, refinement=False).
+    scale: the up-sampling factor (the experiment's crop.scale).
   """
   if kind not in GENERATOR_KINDS:
     raise ValueError(f"unknown generator kind {kind!r}; expected one of {GENERATOR_KINDS}")
@@ -133,6 +151,6 @@ def build_generator(kind="tinyfaces", lr_size=None, config=None, **overrides):
   shape = (lr_size, lr_size, 3) if lr_size else (None, None, 3)
   inputs = keras.Input(shape=shape, name="lr")
   builder = {"tinyfaces": _tinyfaces, "mtgan": _mtgan, "bilinear": _bilinear}[kind]
-  model = keras.Model(inputs, builder(inputs, config), name=f"generator_{kind}")
+  model = keras.Model(inputs, builder(inputs, config, scale), name=f"generator_{kind}")
   model.config = config
   return model

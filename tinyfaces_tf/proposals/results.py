@@ -9,14 +9,8 @@ import os
 import numpy as np
 
 from tinyfaces_tf import boxes as box_ops
+from tinyfaces_tf.data import result_files
 from tinyfaces_tf.proposals import base
-
-
-def result_path(results_dir, image_name):
-  """``<results_dir>/<event>/<stem>.txt`` for ``image_name`` "event/stem.jpg" (the layout of the
-  official WIDER eval_tools and of ``eval_tools.write_result_file``)."""
-  stem = os.path.splitext(image_name)[0]
-  return os.path.join(results_dir, *stem.split("/")) + ".txt"
 
 
 class ResultsProposer(base.Proposer):
@@ -38,7 +32,8 @@ class ResultsProposer(base.Proposer):
     if not image_name:
       raise ValueError("ResultsProposer needs the image's name ('event/stem.jpg')")
     image_name = image_name.replace(os.sep, "/")
-    path = result_path(self.results_dir, image_name)
+    path = (result_files.result_path(self.results_dir, image_name) if "/" in image_name
+            else os.path.join(self.results_dir, os.path.splitext(image_name)[0] + ".txt"))
     if os.path.isfile(path):
       return path
     if "/" not in image_name:
@@ -55,7 +50,6 @@ class ResultsProposer(base.Proposer):
   def propose(self, image, image_name=None):
     del image  # the stored boxes are the proposals; the image is not needed
     path = self.path_for(image_name)
-    from tinyfaces_tf.data import eval_tools  # deferred: only this proposer needs the reader
-    boxes_xywh, scores = eval_tools.read_result_file(path)
+    boxes_xywh, scores = result_files.read_result_file(path)
     boxes = box_ops.xywh_to_xyxy(np.asarray(boxes_xywh, np.float32).reshape(-1, 4))
     return base.make_proposals(boxes, scores, self.max_rois)

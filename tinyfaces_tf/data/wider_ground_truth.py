@@ -1,12 +1,8 @@
-"""Files of the official WIDER FACE eval_tools protocol.
-
-Two kinds of file:
-  * the evaluation ground truth, ``wider_face_val.mat`` and ``wider_{easy,medium,hard}_val.mat``:
-    MATLAB (num_events x 1) cell arrays ``event_list``, ``file_list``, ``face_bbx_list`` (x, y, w, h
-    per face), the per-face attribute lists, and per setting ``gt_list`` (1-based indices of the
-    faces that count in that setting; every other face is "don't care");
-  * result files ``<results_dir>/<event>/<stem>.txt``: the image stem, the box count, then one
-    ``x y w h score`` line per box. Any detector can be scored from these.
+"""The evaluation ground truth of the official WIDER FACE eval_tools: ``wider_face_val.mat`` and
+``wider_{easy,medium,hard}_val.mat``, MATLAB (num_events x 1) cell arrays ``event_list``,
+``file_list``, ``face_bbx_list`` (x, y, w, h per face), the per-face attribute lists, and per
+setting ``gt_list`` (1-based indices of the faces that count in that setting; every other face is
+"don't care"). Result files (what a detector writes) are ``data/result_files.py``.
 """
 import dataclasses
 import os
@@ -14,6 +10,8 @@ from typing import Optional
 
 import numpy as np
 import scipy.io
+
+from tinyfaces_tf.data.result_files import split_image_name
 
 SETTINGS = ("easy", "medium", "hard")
 # Per-face attribute lists of wider_face_val.mat, as ``<name>_label_list``.
@@ -119,7 +117,7 @@ class EvalGroundTruth:
       raise ValueError(f"unknown attributes {sorted(unknown)}; expected some of {ATTRIBUTES}")
     events, order = {}, []
     for k, name in enumerate(image_names):
-      event, stem = _split_image_name(name)
+      event, stem = split_image_name(name)
       if event not in events:
         events[event] = []
         order.append(event)
@@ -133,17 +131,6 @@ class EvalGroundTruth:
                face_bbx_list=nest(list(boxes_xywh)),
                gt_lists={s: nest(list(v)) for s, v in gt_lists.items()},
                **{a: nest(list(v)) for a, v in attributes.items()})
-
-
-def _split_image_name(name):
-  """"event/stem(.jpg)" -> (event, stem)."""
-  name = str(name).replace(os.sep, "/")
-  if name.endswith(".jpg"):
-    name = name[:-len(".jpg")]
-  event, sep, stem = name.rpartition("/")
-  if not sep or not event or not stem:
-    raise ValueError(f"image name {name!r} is not of the form 'event/stem[.jpg]'")
-  return event, stem
 
 
 def _load_mat(path, keys):
@@ -259,85 +246,3 @@ def _savemat(path, variables):
   scipy.io.savemat(path, variables)
   with open(path, "r+b") as f:
     f.write(_MAT_HEADER)
-
-
-def _result_path(results_dir, image_name):
-  event, stem = _split_image_name(image_name)
-  return os.path.join(os.fspath(results_dir), event, stem + ".txt"), stem
-
-
-def write_result_file(results_dir, image_name, boxes_xywh, scores):
-  """Writes ``<results_dir>/<event>/<stem>.txt`` in the WIDER result format; returns its path.
-
-  Args:
-    image_name: "event/stem.jpg" or "event/stem".
-    boxes_xywh: [K, 4] x, y, w, h.
-    scores: [K].
-  """
-  path, stem = _result_path(results_dir, image_name)
-  boxes = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
-  scores = np.asarray(scores, np.float64).reshape(-1)
-  if len(boxes) != len(scores):
-    raise ValueError(f"{image_name}: {len(boxes)} boxes but {len(scores)} scores")
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  lines = [stem, str(len(boxes))]
-  # %.9g round-trips float32 exactly.
-  lines += [" ".join(f"{v:.9g}" for v in (*box, score)) for box, score in zip(boxes, scores)]
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  return path
-
-
-def read_result_file(path, dtype=np.float32):
-  """Reads one WIDER result file -> (boxes_xywh [K, 4], scores [K]), both ``dtype``.
-
-  Raises ValueError naming the file and line on malformed content or a wrong count.
-  """
-  path = os.fspath(path)
-  with open(path) as f:
-    lines = [line.strip() for line in f.read().splitlines()]
-  while lines and not lines[-1]:
-    lines.pop()
-  if len(lines) < 2:
-    raise ValueError(f"{path}: expected an image name line and a count line")
-  try:
-    count = int(float(lines[1]))
-    if count < 0 or count != float(lines[1]):
-      raise ValueError
-  except ValueError:
-    raise ValueError(f"{path}:2: bad box count {lines[1]!r}") from None
-  rows = lines[2:]
-  if len(rows) != count:
-    raise ValueError(f"{path}:2: count says {count} boxes but the file has {len(rows)}")
-  values = np.zeros((count, 5), np.float64)
-  for k, row in enumerate(rows):
-    fields = row.split()
-    try:
-      if len(fields) != 5:
-        raise ValueError
-      values[k] = [float(v) for v in fields]
-    except ValueError:
-      raise ValueError(f"{path}:{k + 3}: expected 'x y w h score', got {row!r}") from None
-    if not np.all(np.isfinite(values[k])):
-      raise ValueError(f"{path}:{k + 3}: non-finite value in {row!r}")
-  return values[:, :4].astype(dtype), values[:, 4].astype(dtype)
-
-
-def read_result_dir(results_dir, dtype=np.float32):
-  """Reads every ``<event>/<stem>.txt`` -> {"event/stem": (boxes_xywh, scores)}.
-
-  Keys come from the file paths (as the MATLAB eval_tools does), not from the first line.
-  """
-  results_dir = os.fspath(results_dir)
-  if not os.path.isdir(results_dir):
-    raise FileNotFoundError(f"result directory not found: {results_dir}")
-  results = {}
-  for event in sorted(os.listdir(results_dir)):
-    event_dir = os.path.join(results_dir, event)
-    if not os.path.isdir(event_dir):
-      continue
-    for name in sorted(os.listdir(event_dir)):
-      if name.endswith(".txt"):
-        results[f"{event}/{name[:-len('.txt')]}"] = read_result_file(
-            os.path.join(event_dir, name), dtype)
-  return results

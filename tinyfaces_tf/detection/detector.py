@@ -1,33 +1,44 @@
-"""Detection: proposals of one image -> context crops -> G then D in one batched call -> scored,
-regressed, NMS'd boxes. Also runs a whole WIDER split and writes WIDER result files."""
+"""The graph detector: proposals of one image -> context crops -> G then D in one batched call ->
+scored, regressed, NMS'd boxes. Graph-safe; the exported ``detect`` signature is this code.
+Split-level jobs that write files are ``detection/jobs.py``."""
 import dataclasses
-import os
 
-import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from tinyfaces_tf import boxes as box_ops
-from tinyfaces_tf.data import rois as rois_lib
-from tinyfaces_tf.progress import Progress
+from tinyfaces_tf import roi_crop
+from tinyfaces_tf.proposals.base import DEFAULT_MAX_ROIS
 
 SCORE_FUSIONS = ("none", "product")
 
 
 @dataclasses.dataclass(frozen=True)
 class DetectConfig:
-  context: float = 2.0        # must match the training crops (journal Table 3)
-  hr_size: int = 64
-  scale: int = 4
-  score_fusion: str = "none"  # "product": D's face probability x proposer score (MTGAN Table 6)
+  """How RoIs become detections (the crop itself is the experiment's CropConfig).
+
+  Attributes:
+    score_fusion: "none": D's face probability; "product": times the proposer's score (MTGAN
+      Table 6 ensemble).
+    nms_iou: IoU above which NMS suppresses the lower-scored box.
+    max_rois: proposals per image re-scored, highest proposer score first (journal 4.2: 600).
+    max_detections: boxes per image kept after NMS.
+    refine_boxes: decode fc_reg's deltas into the boxes (when D has a regression branch).
+  """
+  score_fusion: str = dataclasses.field(default="none", metadata={"choices": SCORE_FUSIONS})
   nms_iou: float = 0.4
-  max_rois: int = 600         # journal 4.2: 600 RoIs per test image
-  max_detections: int = 600
-  refine_boxes: bool = True   # decode fc_reg deltas (when D has a regression branch)
+  max_rois: int = DEFAULT_MAX_ROIS
+  max_detections: int = DEFAULT_MAX_ROIS
+  refine_boxes: bool = True
 
   def __post_init__(self):
     if self.score_fusion not in SCORE_FUSIONS:
-      raise ValueError(f"score_fusion must be one of {SCORE_FUSIONS}, got {self.score_fusion!r}")
+      raise ValueError(f"detect.score_fusion must be one of {SCORE_FUSIONS}, got "
+                       f"{self.score_fusion!r}")
+    if not 0.0 < self.nms_iou <= 1.0:
+      raise ValueError(f"detect.nms_iou must be in (0, 1], got {self.nms_iou}")
+    if self.max_rois < 1 or self.max_detections < 1:
+      raise ValueError(f"detect.max_rois and detect.max_detections must be >= 1, got "
+                       f"{self.max_rois}, {self.max_detections}")
 
 
 def score_rois(generator, discriminator, lr):
@@ -52,7 +63,8 @@ def score_rois(generator, discriminator, lr):
   return out
 
 
-def detect_image(generator, discriminator, image, proposals, proposal_scores, config):
+def detect_image(generator, discriminator, image, proposals, proposal_scores,
+                 crop: roi_crop.CropConfig, config: DetectConfig):
   """One image: uint8 [H, W, 3], proposals float32 [N, 4] (pixel x1, y1, x2, y2) and their scores.
 
   Returns (boxes [M, 4] x1, y1, x2, y2, scores [M]), highest score first. Graph-safe (used inside
@@ -68,8 +80,7 @@ def detect_image(generator, discriminator, image, proposals, proposal_scores, co
   # graph-safe detect must accept images without proposals.
   n = tf.shape(proposals)[0]
   padded = tf.concat([proposals, tf.constant([[0.0, 0.0, 1.0, 1.0]])], axis=0)
-  _, lr = rois_lib.crop_rois_with_context(image, padded, config.context, config.hr_size,
-                                          config.scale)
+  _, lr = roi_crop.crop_rois_with_context(image, padded, crop)
   out = {k: v[:n] for k, v in score_rois(generator, discriminator, lr).items()}
   scores = out["face_prob"]
   if config.score_fusion == "product":
@@ -88,18 +99,19 @@ def detect_image(generator, discriminator, image, proposals, proposal_scores, co
 
 
 class Detector:
-  """Keras models + DetectConfig behind tf.functions with explicit input signatures."""
+  """Keras models + CropConfig + DetectConfig behind tf.functions with explicit signatures."""
 
-  def __init__(self, generator, discriminator, config=None):
+  def __init__(self, generator, discriminator, crop: roi_crop.CropConfig = roi_crop.CropConfig(),
+               config: DetectConfig = DetectConfig()):
     self.generator, self.discriminator = generator, discriminator
-    self.config = config or DetectConfig()
-    lr_size = self.config.hr_size // self.config.scale
+    self.crop, self.config = crop, config
+    lr_size = crop.lr_size
     self.score_rois = tf.function(
         lambda lr: score_rois(generator, discriminator, lr),
         input_signature=[tf.TensorSpec([None, lr_size, lr_size, 3], tf.float32, name="lr")])
     self.detect = tf.function(
         lambda image, boxes, scores: dict(zip(("boxes", "scores"), detect_image(
-            generator, discriminator, image, boxes, scores, self.config))),
+            generator, discriminator, image, boxes, scores, crop, config))),
         input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
                          tf.TensorSpec([None, 4], tf.float32, name="boxes"),
                          tf.TensorSpec([None], tf.float32, name="scores")])
@@ -109,52 +121,3 @@ class Detector:
                       tf.convert_to_tensor(proposals, tf.float32),
                       tf.convert_to_tensor(proposal_scores, tf.float32))
     return out["boxes"].numpy(), out["scores"].numpy()
-
-
-def load_image(path):
-  """uint8 RGB [H, W, 3]; raises ValueError naming the file if it cannot be decoded."""
-  from PIL import Image
-  try:
-    with Image.open(path) as im:
-      return np.asarray(im.convert("RGB"))
-  except (OSError, ValueError) as e:
-    raise ValueError(f"{path}: cannot decode image ({e})") from e
-
-
-def detect_split(detector, image_root, image_names, proposer, out_dir, baseline_dir=None,
-                 limit=None, log_every=50):
-  """Detects every image of a split and writes WIDER result files.
-
-  Args:
-    detector: a Detector.
-    image_root: folder holding ``<event>/<file>.jpg`` (e.g. WIDER_val/images).
-    image_names: "event/file.jpg" names (from the split's annotation file or test file list).
-    proposer: a tinyfaces_tf.proposals Proposer.
-    out_dir: result directory for our detections (``<event>/<stem>.txt``).
-    baseline_dir: if given, the proposer's own boxes and scores are written there too, so the
-      baseline is scored on exactly the same proposals.
-  Returns a summary dict (images, detections, skipped: [(path, reason)]).
-  """
-  from tinyfaces_tf.data import eval_tools
-  names = list(image_names)[:limit]
-  progress = Progress(len(names))
-  skipped, total = [], 0
-  for i, name in enumerate(names):
-    path = os.path.join(image_root, name)
-    try:
-      image = load_image(path)
-    except (ValueError, FileNotFoundError) as e:
-      skipped.append((path, str(e)))
-      logging.warning("skipping %s", e)
-      continue
-    proposals = proposer.propose(image, name)
-    boxes, scores = detector(image, proposals.boxes, proposals.scores)
-    eval_tools.write_result_file(out_dir, name, box_ops.xyxy_to_xywh(boxes), scores)
-    if baseline_dir:
-      eval_tools.write_result_file(baseline_dir, name, box_ops.xyxy_to_xywh(proposals.boxes),
-                                   proposals.scores)
-    total += len(scores)
-    progress.update(i + 1)
-  if skipped:
-    logging.warning("%d of %d images skipped (unreadable)", len(skipped), len(names))
-  return {"images": len(names) - len(skipped), "detections": total, "skipped": skipped}

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from tinyfaces_tf.data import eval_tools
+from tinyfaces_tf.data import result_files
+from tinyfaces_tf.data import wider_ground_truth
 
 
 def _cell(values):
@@ -17,7 +18,7 @@ def _cell(values):
 
 def _example_gt():
   # Event "0--Parade": image a has 0 faces, image b 2 faces; event "1--Handshaking": c has 1 face.
-  return eval_tools.EvalGroundTruth.from_images(
+  return wider_ground_truth.EvalGroundTruth.from_images(
       ["0--Parade/a.jpg", "0--Parade/b", "1--Handshaking/c.jpg"],
       [np.zeros((0, 4)), [[1, 2, 30, 40], [50, 60, 7, 8]], [[10, 10, 20, 20]]],
       {"easy": [[], [1], []], "medium": [[], [1, 2], [1]], "hard": [[], [2, 1], [1]]},
@@ -25,7 +26,7 @@ def _example_gt():
 
 
 def test_written_mats_have_the_official_indexing(tmp_path):
-  eval_tools.write_eval_ground_truth(tmp_path, _example_gt())
+  wider_ground_truth.write_eval_ground_truth(tmp_path, _example_gt())
   assert sorted(os.listdir(tmp_path)) == [
       "wider_easy_val.mat", "wider_face_val.mat", "wider_hard_val.mat", "wider_medium_val.mat"]
   # Indexed exactly as the official python port indexes loadmat's output.
@@ -47,8 +48,8 @@ def test_written_mats_have_the_official_indexing(tmp_path):
 
 def test_round_trip_with_empty_images_and_settings(tmp_path):
   gt = _example_gt()
-  eval_tools.write_eval_ground_truth(tmp_path, gt)
-  back = eval_tools.read_eval_ground_truth(tmp_path)
+  wider_ground_truth.write_eval_ground_truth(tmp_path, gt)
+  back = wider_ground_truth.read_eval_ground_truth(tmp_path)
   assert back.event_list == ["0--Parade", "1--Handshaking"]
   assert back.file_list == [["a", "b"], ["c"]]
   assert back.image_names() == ["0--Parade/a", "0--Parade/b", "1--Handshaking/c"]
@@ -75,7 +76,7 @@ def test_reads_matlab_style_files(tmp_path):
                          ("hard", np.array([[1.]]))):
     scipy.io.savemat(str(tmp_path / f"wider_{setting}_val.mat"),
                      {"gt_list": _cell([_cell([first, np.zeros((0, 0))])])})
-  gt = eval_tools.read_eval_ground_truth(str(tmp_path))
+  gt = wider_ground_truth.read_eval_ground_truth(str(tmp_path))
   assert gt.image_names() == ["7--Cheering/img_1", "7--Cheering/img_2"]
   assert gt.face_bbx_list[0][1].shape == (0, 4)
   assert gt.gt_lists["easy"][0][0].tolist() == []
@@ -83,39 +84,40 @@ def test_reads_matlab_style_files(tmp_path):
 
 
 def test_missing_ground_truth_file_is_named(tmp_path):
-  eval_tools.write_eval_ground_truth(tmp_path, _example_gt())
+  wider_ground_truth.write_eval_ground_truth(tmp_path, _example_gt())
   os.remove(tmp_path / "wider_medium_val.mat")
   with pytest.raises(FileNotFoundError, match="wider_medium_val.mat"):
-    eval_tools.read_eval_ground_truth(tmp_path)
+    wider_ground_truth.read_eval_ground_truth(tmp_path)
 
 
 def test_inconsistent_ground_truth_is_rejected():
   with pytest.raises(ValueError, match="outside 1..2"):
-    eval_tools.EvalGroundTruth.from_images(
+    wider_ground_truth.EvalGroundTruth.from_images(
         ["e/a"], [np.zeros((2, 4))], {"easy": [[3]], "medium": [[1]], "hard": [[1]]})
   with pytest.raises(ValueError, match="event/stem"):
-    eval_tools.EvalGroundTruth.from_images(
+    wider_ground_truth.EvalGroundTruth.from_images(
         ["noevent.jpg"], [np.zeros((0, 4))], {"easy": [[]], "medium": [[]], "hard": [[]]})
 
 
 def test_result_file_round_trip(tmp_path):
   boxes = np.array([[1.5, 2.25, 30, 40], [0, 0, 7.125, 8]], np.float32)
   scores = np.array([0.987654321, 1e-7], np.float32)
-  path = eval_tools.write_result_file(tmp_path, "0--Parade/0_Parade_x_1.jpg", boxes, scores)
+  path = result_files.write_result_file(tmp_path, "0--Parade/0_Parade_x_1.jpg", boxes, scores)
   assert path == os.path.join(str(tmp_path), "0--Parade", "0_Parade_x_1.txt")
   with open(path) as f:
     lines = f.read().splitlines()
   assert lines[:2] == ["0_Parade_x_1", "2"]
   assert [float(v) for v in lines[2].split()] == pytest.approx([1.5, 2.25, 30, 40, 0.987654321])
-  got_boxes, got_scores = eval_tools.read_result_file(path)
-  assert got_boxes.dtype == np.float32 and got_scores.dtype == np.float32
-  np.testing.assert_array_equal(got_boxes, boxes)
-  np.testing.assert_array_equal(got_scores, scores)  # %.9g round-trips float32 exactly.
+  got_boxes, got_scores = result_files.read_result_file(path)
+  # One score dtype for every reader: float64, as MATLAB's eval_tools reads the files.
+  assert got_boxes.dtype == np.float64 and got_scores.dtype == np.float64
+  np.testing.assert_array_equal(got_boxes.astype(np.float32), boxes)
+  np.testing.assert_array_equal(got_scores.astype(np.float32), scores)  # %.9g: float32 exact
 
 
 def test_result_file_with_no_boxes(tmp_path):
-  path = eval_tools.write_result_file(tmp_path, "3--Riot/r", np.zeros((0, 4)), [])
-  boxes, scores = eval_tools.read_result_file(path)
+  path = result_files.write_result_file(tmp_path, "3--Riot/r", np.zeros((0, 4)), [])
+  boxes, scores = result_files.read_result_file(path)
   assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
@@ -131,18 +133,18 @@ def test_malformed_result_file_names_file_and_line(tmp_path, content, where):
   path = tmp_path / "bad.txt"
   path.write_text(content)
   with pytest.raises(ValueError) as info:
-    eval_tools.read_result_file(path)
+    result_files.read_result_file(path)
   assert "bad.txt" in str(info.value) and where in str(info.value)
 
 
 def test_read_result_dir(tmp_path):
-  eval_tools.write_result_file(tmp_path, "0--Parade/a.jpg", [[1, 2, 3, 4]], [0.5])
-  eval_tools.write_result_file(tmp_path, "1--Handshaking/b", [[5, 6, 7, 8], [1, 1, 1, 1]],
+  result_files.write_result_file(tmp_path, "0--Parade/a.jpg", [[1, 2, 3, 4]], [0.5])
+  result_files.write_result_file(tmp_path, "1--Handshaking/b", [[5, 6, 7, 8], [1, 1, 1, 1]],
                                [0.25, 0.75])
   (tmp_path / "1--Handshaking" / "notes.md").write_text("not a result")
   (tmp_path / "stray.txt").write_text("outside any event folder")
-  results = eval_tools.read_result_dir(tmp_path)
+  results = result_files.read_result_dir(tmp_path)
   assert sorted(results) == ["0--Parade/a", "1--Handshaking/b"]
   np.testing.assert_array_equal(results["1--Handshaking/b"][1], [0.25, 0.75])
   with pytest.raises(FileNotFoundError, match="nope"):
-    eval_tools.read_result_dir(tmp_path / "nope")
+    result_files.read_result_dir(tmp_path / "nope")

@@ -1,18 +1,24 @@
-"""Training: builds the models for an ExperimentConfig, runs the MSE warm start then the GAN,
-checkpoints every few hundred steps and resumes a killed run from its last checkpoint."""
+"""The training loop: the MSE warm start then the GAN, checkpoints every few hundred steps, a
+killed run resumed from its last checkpoint. Models and data come from a Task (``task.py``)."""
 import dataclasses
 import json
 import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tinyfaces_tf import config as config_lib
 from tinyfaces_tf import imaging
 from tinyfaces_tf import models
 from tinyfaces_tf import precision as precision_lib
+from tinyfaces_tf.progress import ProgressCallback
+
+RESULT_FILE = "train_result.json"
+# Sections a resumed run must share with the run directory's config.json: they decide the
+# variables in the checkpoint and what the RoIs look like.
+_FIXED_SECTIONS = ("generator", "discriminator", "crop", "data")
 
 
 @dataclasses.dataclass
@@ -24,13 +30,6 @@ class TrainResult:
   metrics: dict
   resumed_from: int          # GAN step the run started at (0 for a fresh run)
   precision: str = ""        # the policy the run used ("auto" resolved)
-
-
-def build_models(config):
-  generator = models.build_generator(config.generator.kind, config=config.generator)
-  discriminator = models.build_discriminator(
-      config.discriminator.backbone, config.discriminator.num_classes, config=config.discriminator)
-  return generator, discriminator
 
 
 def _schedule(base, decay_epochs, factor, steps_per_epoch):
@@ -91,47 +90,68 @@ class _SRImages(keras.callbacks.Callback):
     self.writer.flush()
 
 
-class _Progress(keras.callbacks.Callback):
-  def __init__(self, phase, step_fn, total, start_time):
-    super().__init__()
-    self.phase, self.step_fn, self.total, self.start = phase, step_fn, total, start_time
-
-  def on_epoch_end(self, epoch, logs=None):
-    shown = " ".join(f"{k}={float(v):.4f}" for k, v in sorted((logs or {}).items()))
-    logging.info("[%s] step %d/%d (%.0fs) %s", self.phase, int(self.step_fn()), self.total,
-                 time.time() - self.start, shown)
+def _write_json(path, obj):
+  tmp = f"{path}.tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2)
+  os.replace(tmp, path)
 
 
-def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sample_batch=None):
+def _check_run_dir(config, out_dir):
+  """Writes config.json into a new run directory; in an existing one, the sections that decide
+  the checkpoint's variables and the RoIs must match (ValueError naming the fields)."""
+  path = os.path.join(out_dir, config_lib.CONFIG_FILE)
+  if os.path.exists(path):
+    before = config_lib.load(path)
+    changed = [name for section in _FIXED_SECTIONS for name in config_lib.differences(
+        getattr(before, section), getattr(config, section), f"{section}.")]
+    if changed:
+      raise ValueError(f"{path}: the run was started with other settings of {changed}; use a "
+                       f"new --out_dir (or the same settings to resume)")
+  config_lib.save(config, path)
+
+
+def train(task, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sample_batch=None):
   """Trains (or resumes) one experiment.
 
   Args:
-    config: an ExperimentConfig.
+    task: a tinyfaces_tf.task.Task (its config and build_models).
     make_dataset: callable(seed) -> an infinite tf.data.Dataset of GAN batch dicts (global batch).
       Called again with a new seed on resume, so a resumed run does not replay the same batches.
-    out_dir: run directory; ``checkpoints/`` and ``tb/`` are written below it.
+    out_dir: run directory; ``config.json``, ``checkpoints/``, ``tb/`` and ``train_result.json``.
     steps_per_epoch: RoI batches per epoch (for epoch-based schedules and ``TrainConfig.epochs``).
     strategy: a tf.distribute.Strategy (default: the current one).
     sample_batch: optional batch for TensorBoard SR grids (default: the dataset's first batch).
   Returns:
-    (TrainResult, gan)
+    (TrainResult, gan). A finished run returns its recorded result and trains nothing.
+
+  The Keras dtype policy is the run's precision inside and restored on return.
   """
+  config = task.config
   tc = config.train
-  policy = precision_lib.resolve_precision(tc.precision)
-  keras.mixed_precision.set_dtype_policy(policy)
-  keras.utils.set_random_seed(tc.seed)  # weight init follows --seed (a resumed run restores it)
-  strategy = strategy or tf.distribute.get_strategy()
-  with strategy.scope():
-    generator, discriminator = build_models(config)
-    g_opt, d_opt, pre_opt = make_optimizers(config.optimizer, steps_per_epoch or 1)
-    gan = models.TinyFacesGAN(generator, discriminator, config.loss)
-    gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=tc.jit_compile)
-    pretrainer = models.SRPretrainer(generator)
-    pretrainer.compile(optimizer=pre_opt, jit_compile=tc.jit_compile)
-    for optimizer in (gan.g_optimizer, gan.d_optimizer):
-      optimizer.build(generator.trainable_variables if optimizer is gan.g_optimizer
-                      else discriminator.trainable_variables)
-    pretrainer.optimizer.build(generator.trainable_variables)
+  os.makedirs(out_dir, exist_ok=True)
+  _check_run_dir(config, out_dir)
+  with precision_lib.policy_scope(tc.precision) as policy:
+    keras.utils.set_random_seed(tc.seed)  # weight init follows the seed (a resume restores it)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+      generator, discriminator = task.build_models()
+      g_opt, d_opt, pre_opt = make_optimizers(config.optimizer, steps_per_epoch or 1)
+      gan = models.TinyFacesGAN(generator, discriminator, config.loss)
+      gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=tc.jit_compile)
+      pretrainer = models.SRPretrainer(generator)
+      pretrainer.compile(optimizer=pre_opt, jit_compile=tc.jit_compile)
+      gan.g_optimizer.build(generator.trainable_variables)
+      gan.d_optimizer.build(discriminator.trainable_variables)
+      pretrainer.optimizer.build(generator.trainable_variables)
+    result = _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample_batch,
+                  policy)
+  return result, gan
+
+
+def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample_batch, policy):
+  tc = config.train
+  generator = gan.generator
   ckpt = models.make_checkpoint(gan, pretrain_optimizer=pretrainer.optimizer)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(out_dir, "checkpoints"),
                                        max_to_keep=tc.keep_checkpoints)
@@ -143,35 +163,37 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
   total_step = lambda: pre_step() + gan_step()  # checkpoint numbers grow across both phases
   resumed_from = gan_step()
   n_total = total_steps(tc, steps_per_epoch)
-  os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "config.json"), "w") as f:
-    json.dump(dataclasses.asdict(config), f, indent=2)
+  remaining_pre = max(0, tc.pretrain_steps - pre_step()) if generator.trainable_variables else 0
+  remaining = max(0, n_total - gan_step())
+  result_path = os.path.join(out_dir, RESULT_FILE)
+  if not remaining_pre and not remaining and os.path.exists(result_path):
+    with open(result_path) as f:
+      return TrainResult(**json.load(f))  # a finished run: its own figures, file untouched
+
   writer = tf.summary.create_file_writer(os.path.join(out_dir, "tb", "images"))
   dataset = make_dataset(tc.seed + resumed_from + pre_step())
   if sample_batch is None:
     sample_batch = next(iter(dataset))
   chunk = max(1, tc.checkpoint_every)
   start = time.time()
-
-  remaining_pre = max(0, tc.pretrain_steps - pre_step())
-  if remaining_pre and generator.trainable_variables:
-    logging.info("MSE pre-training of the generator: %d steps", remaining_pre)
+  if remaining_pre:
+    print(f"MSE pre-training of the generator: steps {pre_step()}..{tc.pretrain_steps}",
+          flush=True)
     _fit_in_chunks(pretrainer, dataset, remaining_pre, chunk, pre_step, [
-        _CheckpointEvery(manager, total_step), _Progress("pretrain", pre_step, tc.pretrain_steps,
-                                                         start)])
+        _CheckpointEvery(manager, total_step),
+        ProgressCallback(tc.pretrain_steps, pre_step(), shown=("g_mse",))])
   # The GAN phase draws its own batch order (seeded by where it starts).
   dataset = make_dataset(tc.seed + 7919 + gan_step())
   gan_start, steps_before = time.time(), gan_step()
-  remaining = max(0, n_total - gan_step())
   history = {}
   if remaining:
+    print(f"GAN training: steps {gan_step()}..{n_total}, batch {tc.batch_size}, {policy}",
+          flush=True)
     callbacks = [
         _CheckpointEvery(manager, total_step),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "tb"), update_freq="epoch"),
         _SRImages(writer, sample_batch, generator, gan_step),
-        _Progress("gan", gan_step, n_total, start)]
-    logging.info("GAN training: steps %d..%d, batch %d, %s", gan_step(), n_total, tc.batch_size,
-                 policy)
+        ProgressCallback(n_total, gan_step(), shown=("d_loss", "g_loss", "g_mse"))]
     history = _fit_in_chunks(gan, dataset, remaining, chunk, gan_step, callbacks)
   gan_seconds = time.time() - gan_start
   steps_run = gan_step() - steps_before
@@ -180,9 +202,8 @@ def train(config, make_dataset, out_dir, steps_per_epoch=None, strategy=None, sa
       rois_per_second=(steps_run * tc.batch_size / gan_seconds) if steps_run else 0.0,
       metrics={k: float(v[-1]) for k, v in history.items()}, resumed_from=resumed_from,
       precision=policy)
-  with open(os.path.join(out_dir, "train_result.json"), "w") as f:
-    json.dump(dataclasses.asdict(result), f, indent=2)
-  return result, gan
+  _write_json(result_path, dataclasses.asdict(result))
+  return result
 
 
 class _StopAt(keras.callbacks.Callback):
@@ -204,31 +225,3 @@ def _fit_in_chunks(model, dataset, steps, chunk, step_fn, callbacks):
                    epochs=done + -(-steps // chunk) + 1, verbose=0,
                    shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
                    callbacks=[_StopAt(step_fn, target), *callbacks]).history
-
-
-def synthetic_dataset(batch_size, seed=0, hr_size=64, scale=4, num_classes=1):
-  """An infinite dataset of random RoI batches: smoke runs and benchmarks without data on disk."""
-  rng = np.random.default_rng(seed)
-  n = 4 * batch_size
-  hr = rng.uniform(-1, 1, (n, hr_size, hr_size, 3)).astype(np.float32)
-  data = {"lr": tf.image.resize(hr, (hr_size // scale,) * 2, "bicubic", antialias=True).numpy(),
-          "hr": hr, "label": (np.arange(n) % (max(num_classes, 2))).astype(np.int32),
-          "box_target": rng.normal(0, 0.5, (n, 4)).astype(np.float32)}
-  return tf.data.Dataset.from_tensor_slices(data).repeat().batch(batch_size, drop_remainder=True)
-
-
-def restore_models(run_dir, checkpoint=None):
-  """(generator, discriminator, config) of a run directory: config.json + its latest checkpoint."""
-  from tinyfaces_tf import config as config_lib
-  path = os.path.join(run_dir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path}: not a run directory (no config.json)")
-  with open(path) as f:
-    cfg = config_lib.from_dict(json.load(f))
-  generator, discriminator = build_models(cfg)
-  checkpoint = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-  if not checkpoint:
-    raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to restore")
-  tf.train.Checkpoint(generator=generator, discriminator=discriminator).restore(
-      checkpoint).expect_partial()
-  return generator, discriminator, cfg

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from wider_face_rois import wider_face_rois_dataset_builder as builder_lib
+from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builder as builder_lib
 
 DUMMY = builder_lib.Builder.code_path.parent / "dummy_data"
 # tfds.testing imports `dill` (a TFDS test-only dependency, not pulled in by tensorflow-datasets).
@@ -22,7 +22,7 @@ if HAS_TFDS_TESTING:
     """TFDS's standard checks: registration, generation, split sizes, reload, no overlap."""
     DATASET_CLASS = builder_lib.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["x2.0"]  # configs differ only in the crop; keep it fast
-    # Worked out from dummy_data and RoiConfig's defaults (1 jittered positive per valid face,
+    # Worked out from dummy_data and RoiSamplerConfig's defaults (1 jittered positive per valid face,
     # ceil(1.5 x positives) backgrounds, at least 2 per image, ignored RoIs not stored):
     # train: 2 faces -> 2 + 3; 1 valid face (+1 invalid) -> 1 + 2; no face -> 0 + 2; = 10.
     # val: 2 face proposals + 1 jittered -> 3 + 5 (1 background proposal + 4 random);
@@ -54,7 +54,7 @@ def _examples(builder, split):
 
 def _gt(split):
   """{name: (valid faces xyxy, all faces xyxy)} parsed here with NumPy, independently of
-  tinyfaces_tf.data.wider."""
+  tinyfaces_tf.data.wider_face."""
   lines = (DUMMY / "wider_face_split" / f"wider_face_{split}_bbx_gt.txt").read_text().split("\n")
   out, i = {}, 0
   while i < len(lines) and lines[i].strip():

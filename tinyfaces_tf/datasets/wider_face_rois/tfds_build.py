@@ -6,8 +6,9 @@ level, so `tfds build ...` dies with ModuleNotFoundError where those are not ins
 needed to build a generator-based dataset). This runs TFDS's own `build` command
 (`tensorflow_datasets.scripts.cli.build.Args`) with the same flags:
 
-  python datasets/wider_face_rois/tfds_build.py datasets/wider_face_rois \
-      --manual_dir=WIDER_ROOT --config=x2.0 --data_dir=DATA_DIR
+  python -m tinyfaces_tf.datasets.wider_face_rois.tfds_build \
+      tinyfaces_tf/datasets/wider_face_rois --manual_dir=WIDER_ROOT --config=x2.0 \
+      --data_dir=DATA_DIR
 
 With apache-beam and mlcroissant installed, `tfds build` with the same arguments does the same.
 """

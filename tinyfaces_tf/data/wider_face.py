@@ -14,8 +14,7 @@ pose`` each followed by a space (so the line ends in a space). An image without 
 2 heavy; expression 0 typical / 1 exaggerate; illumination 0 normal / 1 extreme; invalid 0 / 1;
 occlusion 0 none / 1 partial / 2 heavy; pose 0 typical / 1 atypical.
 
-The eval_tools .mat files and WIDER result files are handled by ``tinyfaces_tf.data.eval_tools``;
-its public names are re-exported here so everything WIDER is found in one module.
+The eval_tools .mat files are ``data/wider_ground_truth.py``; result files ``data/result_files.py``.
 """
 import dataclasses
 import os
@@ -24,20 +23,19 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tinyfaces_tf.data.eval_tools import ATTRIBUTES  # noqa: F401  (re-export)
-from tinyfaces_tf.data.eval_tools import EvalGroundTruth
-from tinyfaces_tf.data.eval_tools import SETTINGS
-from tinyfaces_tf.data.eval_tools import read_eval_ground_truth
-from tinyfaces_tf.data.eval_tools import read_result_dir  # noqa: F401  (re-export)
-from tinyfaces_tf.data.eval_tools import read_result_file  # noqa: F401  (re-export)
-from tinyfaces_tf.data.eval_tools import setting_mat_name  # noqa: F401  (re-export)
-from tinyfaces_tf.data.eval_tools import write_eval_ground_truth  # noqa: F401  (re-export)
-from tinyfaces_tf.data.eval_tools import write_result_file  # noqa: F401  (re-export)
+from tinyfaces_tf import boxes as box_ops
+from tinyfaces_tf import imaging
+from tinyfaces_tf.data.wider_ground_truth import ATTRIBUTES
+from tinyfaces_tf.data.wider_ground_truth import SETTINGS
+from tinyfaces_tf.data.wider_ground_truth import EvalGroundTruth
+from tinyfaces_tf.data.wider_ground_truth import read_eval_ground_truth
 
 SPLITS = ("train", "val", "test")
+# A baseline detector's boxes per split, as result files: <root>/proposals/<split>/<event>/<stem>.txt
+# (read by the RoI builder; written by the demo job or any detector).
+PROPOSALS_DIR = "proposals"
 # The ten fields of a face line, in file order.
-FACE_FIELDS = ("x", "y", "w", "h", "blur", "expression", "illumination", "invalid",
-               "occlusion", "pose")
+FACE_FIELDS = ("x", "y", "w", "h", *ATTRIBUTES)
 # Easy / Medium / Hard by face height (SPEC section 5; the papers describe the settings by
 # height, the official lists came from EdgeBox detection rates).
 MIN_HEIGHTS = {"easy": 50, "medium": 30, "hard": 10}
@@ -119,8 +117,7 @@ class ImageAnnotation:
   @property
   def boxes_xyxy(self):
     """float32 [K, 4] x1, y1, x2, y2 with x2 = x + w (project convention, no +1)."""
-    boxes = self.boxes_xywh
-    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+    return box_ops.xywh_to_xyxy(self.boxes_xywh)
 
   @property
   def valid(self):
@@ -268,9 +265,7 @@ def eval_ground_truth_from_annotations(annotations: Sequence[ImageAnnotation],
       [a.name for a in annotations],
       [a.boxes_xywh.astype(np.float64) for a in annotations],
       {s: [setting_indices(a, min_heights[s]) for a in annotations] for s in SETTINGS},
-      attributes={name: [a.attribute(name) for a in annotations]
-                  for name in ("blur", "expression", "illumination", "invalid", "occlusion",
-                               "pose")})
+      attributes={name: [a.attribute(name) for a in annotations] for name in ATTRIBUTES})
 
 
 class WiderFace:
@@ -312,6 +307,9 @@ class WiderFace:
       return self.test_names()
     return [a.name for a in self.annotations(split)]
 
+  def proposals_dir(self, split):
+    return os.path.join(self.root, PROPOSALS_DIR, split)
+
   def images_dir(self, split):
     self._check_split(split)
     return os.path.join(self.root, f"WIDER_{split}", "images")
@@ -334,13 +332,8 @@ class WiderFace:
                               f"{shown}{more}")
 
   def read_image(self, split, name):
-    """uint8 RGB [H, W, 3] of one image; FileNotFoundError names the path."""
-    from PIL import Image  # pylint: disable=g-import-not-at-top
-    path = self.image_path(split, name)
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"WIDER image not found: {path}")
-    with Image.open(path) as image:
-      return np.asarray(image.convert("RGB"))
+    """uint8 RGB [H, W, 3] of one image (imaging.load_image: errors name the path)."""
+    return imaging.load_image(self.image_path(split, name))
 
   @property
   def ground_truth_dir(self) -> Optional[str]:

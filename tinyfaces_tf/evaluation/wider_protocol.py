@@ -12,10 +12,10 @@ import dataclasses
 import numpy as np
 from absl import logging
 
-from tinyfaces_tf.data import eval_tools
-
-SETTINGS = eval_tools.SETTINGS
-settings = SETTINGS  # the name the task spec uses
+from tinyfaces_tf import boxes as box_ops
+from tinyfaces_tf.data import result_files
+from tinyfaces_tf.data import wider_ground_truth
+from tinyfaces_tf.data.wider_ground_truth import SETTINGS
 
 # norm_score.m starts its running max/min at realmin('single') / realmax('single').
 _MATLAB_MAX_INIT = float(np.finfo(np.float32).tiny)
@@ -68,11 +68,6 @@ def overlaps_plus1(boxes, query_boxes):
   union = area_a + area_b - inter
   valid = (iw > 0) & (ih > 0) & (union > 0)
   return np.where(valid, inter / np.where(valid, union, 1.0), 0.0)
-
-
-def _xywh_to_xyxy(boxes):
-  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-  return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
 def score_bounds(score_arrays):
@@ -176,9 +171,9 @@ def evaluate(predictions, gt, iou_threshold=0.5, num_thresholds=1000):
 
   Args:
     predictions: {"event/stem": (boxes_xywh [N, 4], scores [N])}, e.g. from
-      ``eval_tools.read_result_dir``. Images of ``gt`` without an entry count as having no
+      ``result_files.read_result_dir``. Images of ``gt`` without an entry count as having no
       predictions; entries for other images are ignored.
-    gt: an ``eval_tools.EvalGroundTruth``.
+    gt: an ``wider_ground_truth.EvalGroundTruth``.
     iou_threshold: IoU (+1 convention) for a match.
     num_thresholds: score thresholds 1 - t / num_thresholds, t = 1..num_thresholds.
   Returns:
@@ -224,7 +219,7 @@ def evaluate(predictions, gt, iou_threshold=0.5, num_thresholds=1000):
       # norm_score.m normalises them.
       order = np.argsort(-scores, kind="stable")
       scores = normalize_scores(scores[order], min_score, max_score)
-      overlaps = overlaps_plus1(_xywh_to_xyxy(boxes[order]), _xywh_to_xyxy(gt_boxes))
+      overlaps = overlaps_plus1(box_ops.xywh_to_xyxy(boxes[order]), box_ops.xywh_to_xyxy(gt_boxes))
       for s in SETTINGS:
         keep = np.zeros(len(gt_boxes), bool)
         keep[gt.gt_lists[s][i][j] - 1] = True
@@ -253,6 +248,6 @@ def evaluate_results_dir(results_dir, gt_dir, iou_threshold=0.5, num_thresholds=
 
   Scores are read as float64, as MATLAB reads them.
   """
-  gt = eval_tools.read_eval_ground_truth(gt_dir)
-  predictions = eval_tools.read_result_dir(results_dir, dtype=np.float64)
+  gt = wider_ground_truth.read_eval_ground_truth(gt_dir)
+  predictions = result_files.read_result_dir(results_dir)
   return evaluate(predictions, gt, iou_threshold, num_thresholds)

@@ -1,17 +1,15 @@
-"""RoIs: labelling, sampling, context crops, LR/HR patches and regression targets (SPEC section 5).
+"""The training RoI sampler (NumPy): labels, jittered positives, backgrounds, regression targets.
 
 Boxes are continuous pixel ``x1, y1, x2, y2`` (pixel i covers [i, i + 1)).
 
-Training (``sample_training_rois`` / ``make_training_examples``): proposals of a baseline detector
+``sample_training_rois`` / ``make_training_examples``: proposals of a baseline detector
 are labelled face (IoU >= 0.5 with a valid face), background (IoU < 0.35 with every face, valid or
 not) or ignored; ground-truth-jittered positives and random background windows are added, the
 backgrounds topped up to ``background_ratio`` (journal 4.2: 1,626,328 non-faces for 1,075,968
-faces, ~1.5) per positive. Training and detection then share ``crop_rois_with_context``: the RoI
-scaled by the context factor m about its centre, padded where it leaves the image, resized to the
-HR patch, and bicubic-down-sampled x4 to the LR patch.
+faces, ~1.5) per positive. The patches are then cut by ``roi_crop.crop_rois_with_context``, the
+op the detector serves with.
 """
 import dataclasses
-import functools
 import math
 from typing import Optional
 
@@ -19,17 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from tinyfaces_tf import boxes as box_ops
-from tinyfaces_tf.imaging import to_model_range
+from tinyfaces_tf import roi_crop
 
 
 @dataclasses.dataclass(frozen=True)
-class RoiConfig:
-  """RoI sampling and patch settings.
+class RoiSamplerConfig:
+  """Which RoIs of a training image are kept, and how they are labelled.
 
   Attributes:
-    context: crop window = RoI scaled by this factor about its centre (journal 3.5; x2.0 chosen).
-    hr_size: HR patch side (64).
-    scale: LR = HR down-sampled by this factor (4 -> 16x16).
     fg_iou: IoU with a valid face at or above which a RoI is a face.
     bg_iou: max IoU with all faces (valid or not) below which a RoI is background.
     jitter_per_face: ground-truth-jittered positives per valid face.
@@ -44,14 +39,8 @@ class RoiConfig:
     background_size_range: side range (log-uniform) of random backgrounds in face-less images.
     max_rois: RoIs per image at most (positives and backgrounds subsampled keeping the ratio).
     keep_ignored: also return the ignored proposals (label -1); the training pipeline drops them.
-    pad_value: value (model range [-1, 1]) where a context window leaves the image; 0.0 is
-      mid-grey, the zero input of the networks.
-    antialias: crop large windows from a 2x image pyramid so shrinking does not alias.
     max_attempts: candidate draws per wanted jittered / background box before giving up.
   """
-  context: float = 2.0
-  hr_size: int = 64
-  scale: int = 4
   fg_iou: float = 0.5
   bg_iou: float = 0.35
   jitter_per_face: int = 1
@@ -61,153 +50,24 @@ class RoiConfig:
   num_background: Optional[int] = None
   min_background: int = 2
   hard_background_fraction: float = 0.5
-  background_size_range: tuple = (10.0, 100.0)
+  background_size_range: tuple[float, float] = (10.0, 100.0)
   max_rois: int = 256
   keep_ignored: bool = False
-  pad_value: float = 0.0
-  antialias: bool = True
   max_attempts: int = 20
 
   def __post_init__(self):
-    if self.context <= 0:
-      raise ValueError(f"RoiConfig.context must be > 0, got {self.context}")
-    if self.hr_size < 1 or self.scale < 1 or self.hr_size % self.scale:
-      raise ValueError(f"RoiConfig.hr_size ({self.hr_size}) must be a positive multiple of "
-                       f"scale ({self.scale})")
     if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:
-      raise ValueError(f"RoiConfig needs 0 <= bg_iou <= fg_iou <= 1, got bg_iou={self.bg_iou}, "
+      raise ValueError(f"RoiSamplerConfig needs 0 <= bg_iou <= fg_iou <= 1, got bg_iou={self.bg_iou}, "
                        f"fg_iou={self.fg_iou}")
     if self.jitter_scale < 1.0 or self.jitter_shift < 0.0:
-      raise ValueError(f"RoiConfig needs jitter_scale >= 1 and jitter_shift >= 0, got "
+      raise ValueError(f"RoiSamplerConfig needs jitter_scale >= 1 and jitter_shift >= 0, got "
                        f"{self.jitter_scale}, {self.jitter_shift}")
     if not 0.0 <= self.hard_background_fraction <= 1.0:
-      raise ValueError("RoiConfig.hard_background_fraction must be in [0, 1], got "
+      raise ValueError("RoiSamplerConfig.hard_background_fraction must be in [0, 1], got "
                        f"{self.hard_background_fraction}")
     if self.max_rois < 1:
-      raise ValueError(f"RoiConfig.max_rois must be >= 1, got {self.max_rois}")
-    if not -1.0 <= self.pad_value <= 1.0:
-      raise ValueError(f"RoiConfig.pad_value is in model range [-1, 1], got {self.pad_value}")
+      raise ValueError(f"RoiSamplerConfig.max_rois must be >= 1, got {self.max_rois}")
 
-
-# ---------------------------------------------------------------------------------------------
-# Crops (TF only: used inside tf.function / SavedModel signatures).
-
-def context_windows(rois, context):
-  """RoIs [..., 4] scaled by ``context`` about their centres (the crop windows)."""
-  rois = tf.cast(rois, tf.float32)
-  context = tf.cast(context, tf.float32)
-  cx = 0.5 * (rois[..., 0] + rois[..., 2])
-  cy = 0.5 * (rois[..., 1] + rois[..., 3])
-  half_w = 0.5 * context * (rois[..., 2] - rois[..., 0])
-  half_h = 0.5 * context * (rois[..., 3] - rois[..., 1])
-  return tf.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1)
-
-
-def _sample_centres(lo, hi, size):
-  """Continuous coordinates [N, size] of `size` evenly spaced sample centres over [lo, hi)."""
-  steps = (tf.range(size, dtype=tf.float32) + 0.5) / size
-  return lo[:, None] + steps[None, :] * (hi - lo)[:, None]
-
-
-def _crop_level(image, windows, size, pad_value):
-  """Bilinear crops [N, size, size, C] of `windows` (continuous coords of `image`).
-
-  The image gets a 1-pixel edge-replicated border so samples within half a pixel of the image
-  edge (inside the image, but beyond the outermost pixel centre) interpolate towards the edge
-  pixel instead of towards `extrapolation_value`; the caller paints the padding afterwards.
-  """
-  padded = tf.pad(image, [[1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
-  # crop_and_resize: normalised 0 / 1 are the first / last pixel CENTRES of the padded image and
-  # the `size` samples include both ends. Sample j's centre is x1 + (j + 0.5) * w / size in
-  # continuous coords = that - 0.5 + 1 (border) in padded pixel-index coords.
-  height = tf.cast(tf.shape(image)[0], tf.float32)
-  width = tf.cast(tf.shape(image)[1], tf.float32)
-  x1, y1, x2, y2 = tf.unstack(windows, axis=-1)
-  step_x = (x2 - x1) / size
-  step_y = (y2 - y1) / size
-  first_x = x1 + 0.5 * step_x + 0.5
-  last_x = x1 + (size - 0.5) * step_x + 0.5
-  first_y = y1 + 0.5 * step_y + 0.5
-  last_y = y1 + (size - 0.5) * step_y + 0.5
-  normalised = tf.stack([first_y / (height + 1.0), first_x / (width + 1.0),
-                         last_y / (height + 1.0), last_x / (width + 1.0)], axis=-1)
-  return tf.image.crop_and_resize(
-      padded[None], normalised, tf.zeros([tf.shape(windows)[0]], tf.int32), [size, size],
-      method="bilinear", extrapolation_value=pad_value)
-
-
-def crop_rois_with_context(image, rois, context, hr_size=64, scale=4, pad_value=0.0,
-                           antialias=True, max_levels=6):
-  """HR and LR patches of each RoI's context window; the one crop path of training and detection.
-
-  The window is the RoI scaled by `context` about its centre; `hr_size` x `hr_size` samples at
-  the window's evenly spaced sample centres are bilinearly interpolated (pixel i covers
-  [i, i + 1), its value sits at i + 0.5). Samples whose centre lies outside the image get
-  `pad_value` (model range; 0.0 = mid-grey). With `antialias`, a window whose sample step
-  exceeds 2 pixels is cropped from a 2x2-box-filtered image pyramid level where the step is in
-  [1, 2) (mip-mapping), so shrinking large faces does not alias. LR is
-  ``tf.image.resize(hr, [hr_size // scale] * 2, "bicubic", antialias=True)`` clipped to [-1, 1]:
-  MATLAB's imresize, which the papers' data preparation used, anti-aliases when down-sampling
-  and saturates to the uint8 range.
-
-  Args:
-    image: uint8 [H, W, 3] image (tensor or array; float in [0, 255] is accepted).
-    rois: float [N, 4] boxes x1, y1, x2, y2 (N may be 0).
-    context: window scale factor m (journal 3.5: 1.0 ... 4.0).
-    hr_size: HR side.
-    scale: HR / LR side ratio.
-    pad_value: model-range value outside the image.
-    antialias: use the image pyramid for windows larger than 2 * hr_size pixels.
-    max_levels: pyramid levels beyond the image (shrink factor up to 2**max_levels).
-
-  Returns:
-    (hr float32 [N, hr_size, hr_size, C], lr float32 [N, hr_size // scale, hr_size // scale, C]),
-    both in the model range [-1, 1].
-  """
-  if hr_size % scale:
-    raise ValueError(f"hr_size ({hr_size}) must be a multiple of scale ({scale})")
-  image = to_model_range(tf.convert_to_tensor(image))
-  image.shape.assert_has_rank(3)
-  rois = tf.reshape(tf.cast(rois, tf.float32), [-1, 4])
-  windows = context_windows(rois, context)
-  x1, y1, x2, y2 = tf.unstack(windows, axis=-1)
-  height = tf.cast(tf.shape(image)[0], tf.float32)
-  width = tf.cast(tf.shape(image)[1], tf.float32)
-
-  if antialias and max_levels > 0:
-    # Level l halves the image l times; its continuous coords are level-0 coords / 2**l
-    # (avg_pool SAME pads odd sizes at the end only and averages the valid pixels).
-    min_step = tf.minimum(x2 - x1, y2 - y1) / hr_size
-    level = tf.math.floor(tf.math.log(tf.maximum(min_step, 1.0)) / math.log(2.0))
-    level = tf.cast(tf.clip_by_value(level, 0.0, float(max_levels)), tf.int32)
-    indices, crops = [], []
-    pyramid = image
-    for l in range(max_levels + 1):
-      if l:
-        pyramid = tf.nn.avg_pool2d(pyramid[None], 2, 2, "SAME")[0]
-      idx = tf.cast(tf.where(tf.equal(level, l))[:, 0], tf.int32)
-      indices.append(idx)
-      crops.append(_crop_level(pyramid, tf.gather(windows, idx) / float(2 ** l), hr_size,
-                               pad_value))
-    hr = tf.dynamic_stitch(indices, crops)
-    hr = tf.reshape(hr, [-1, hr_size, hr_size, image.shape[-1] or tf.shape(image)[-1]])
-  else:
-    hr = _crop_level(image, windows, hr_size, pad_value)
-
-  # Padding exactly where a sample centre leaves the image (separable per RoI).
-  xs = _sample_centres(x1, x2, hr_size)
-  ys = _sample_centres(y1, y2, hr_size)
-  inside_x = (xs >= 0.0) & (xs < width)
-  inside_y = (ys >= 0.0) & (ys < height)
-  inside = inside_y[:, :, None, None] & inside_x[:, None, :, None]
-  hr = tf.where(inside, hr, tf.constant(pad_value, tf.float32))
-  lr_size = hr_size // scale
-  lr = tf.image.resize(hr, [lr_size, lr_size], method="bicubic", antialias=True)
-  return hr, tf.clip_by_value(lr, -1.0, 1.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Labelling and sampling (NumPy, training side).
 
 def _as_boxes(boxes, what):
   if boxes is None:
@@ -381,7 +241,7 @@ def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng
     gt_boxes: [G, 4] faces, x1 y1 x2 y2.
     gt_valid: [G] bool, or None for all valid.
     proposals: [P, 4] (extra columns such as scores are ignored), or None.
-    config: RoiConfig.
+    config: RoiSamplerConfig.
     rng: np.random.Generator or an int seed. Same rng state -> same RoIs.
 
   Returns:
@@ -434,28 +294,15 @@ def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng
           "matched": matched}
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled_crop(hr_size, scale, pad_value, antialias):
-  """crop_rois_with_context as one tf.function for any uint8 image size (2.5x faster than eager
-  in benchmarks/bench_rois.py); traced once per patch setting."""
-  return tf.function(
-      lambda image, boxes, context: crop_rois_with_context(
-          image, boxes, context, hr_size, scale, pad_value, antialias),
-      input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
-                       tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([], tf.float32)])
-
-
-def make_training_examples(image, gt_boxes, gt_valid, proposals, config, rng):
-  """`sample_training_rois` plus the patches: adds ``hr`` float32 [N, 64, 64, 3] and ``lr``
-  float32 [N, 16, 16, 3] (model range [-1, 1]; `imaging.to_uint8` for storage)."""
+def make_training_examples(image, gt_boxes, gt_valid, proposals, config: RoiSamplerConfig,
+                           crop: roi_crop.CropConfig, rng):
+  """`sample_training_rois` plus the patches `crop` cuts: adds ``hr`` float32 [N, 64, 64, 3] and
+  ``lr`` float32 [N, 16, 16, 3] (model range [-1, 1]; `imaging.to_uint8` for storage)."""
   image = np.asarray(image)
   if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
     raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
   out = sample_training_rois(image.shape, gt_boxes, gt_valid, proposals, config, rng)
-  crop = _compiled_crop(config.hr_size, config.scale, float(config.pad_value),
-                        bool(config.antialias))
-  hr, lr = crop(tf.constant(image), tf.constant(out["rois"]), tf.constant(config.context,
-                                                                          tf.float32))
+  hr, lr = roi_crop.compiled_crop(crop)(tf.constant(image), tf.constant(out["rois"]))
   out["hr"] = hr.numpy()
   out["lr"] = lr.numpy()
   return out

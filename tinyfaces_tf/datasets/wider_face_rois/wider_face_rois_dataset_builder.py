@@ -5,18 +5,23 @@ leaves the image) resized to the 64x64 HR patch, its x4 bicubic down-sampling as
 patch, the label (1 face, 0 background; -1 "ignored" only with RoiConfig.keep_ignored, which
 these configs leave off), the Fast R-CNN regression target of the matched face (zeros
 otherwise), the RoI itself, its best IoU with a valid face and the source image name. RoI
-sampling and patch making live in `tinyfaces_tf.data.rois` (the same crop code runs at test
-time); this builder only walks WIDER (or the project's demo dataset, same layout) and
-serialises.
+sampling is `tinyfaces_tf.data.roi_sampler`, patch making `tinyfaces_tf.roi_crop` (the op the
+detector serves with); this builder only walks WIDER (or the project's demo dataset, same layout)
+and serialises.
 
 Build (from the repository root):
-  tfds build datasets/wider_face_rois --manual_dir=WIDER_ROOT --config=x2.0 --data_dir=DATA_DIR
+  tfds build tinyfaces_tf/datasets/wider_face_rois --manual_dir=WIDER_ROOT --config=x2.0 \
+      --data_dir=DATA_DIR
 The `tfds` command of tensorflow-datasets 4.9.10 needs apache-beam and mlcroissant installed
-just to start; without them the same build runs as
-  python datasets/wider_face_rois/tfds_build.py datasets/wider_face_rois --manual_dir=... ...
-Without --config every context factor is built.
+just to start (the `tfds-cli` extra); without them the same build runs as
+  python -m tinyfaces_tf.datasets.wider_face_rois.tfds_build \
+      tinyfaces_tf/datasets/wider_face_rois --manual_dir=... ...
+Without --config every context factor is built. `tinyfaces_tf.task.Task.build_rois` builds the
+config an ExperimentConfig names (any crop and sampler settings) from Python.
 """
+import dataclasses
 import hashlib
+import json
 
 from etils import epath
 import numpy as np
@@ -24,28 +29,39 @@ import tensorflow_datasets as tfds
 
 from tinyfaces_tf import boxes
 from tinyfaces_tf import imaging
-from tinyfaces_tf.data import eval_tools
-from tinyfaces_tf.data import rois
-from tinyfaces_tf.data import wider
+from tinyfaces_tf import roi_crop
+from tinyfaces_tf.data import result_files
+from tinyfaces_tf.data import roi_sampler
+from tinyfaces_tf.data import wider_face
 
 # Journal Table 3 context factors; x2.0 is the one the journal keeps.
 CONTEXT_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)
 # TFDS split name -> WIDER's folder / file infix.
 SPLITS = {"train": "train", "validation": "val"}
-PROPOSALS_DIR = "proposals"
+
+
+def config_name(crop: roi_crop.CropConfig,
+                sampler: roi_sampler.RoiSamplerConfig = roi_sampler.RoiSamplerConfig()) -> str:
+  """The BuilderConfig name of a crop + sampler: "x2.0" for the context factor with every other
+  setting at its default, else "x2.0-<hash of the settings>" (so two settings never share a
+  directory)."""
+  name = f"x{crop.context:.1f}"
+  defaults = (roi_crop.CropConfig(context=crop.context), roi_sampler.RoiSamplerConfig())
+  if (crop, sampler) != defaults:
+    settings = json.dumps([dataclasses.asdict(crop), dataclasses.asdict(sampler)], sort_keys=True)
+    name += "-" + hashlib.sha256(settings.encode()).hexdigest()[:10]
+  return name
 
 
 class WiderFaceRoisConfig(tfds.core.BuilderConfig):
-  """BuilderConfig for one context factor m (crop window = RoI scaled by m)."""
+  """BuilderConfig of one crop (context factor m, patch sizes) and RoI sampler setting."""
 
-  def __init__(self, *, context, **kwargs):
-    super().__init__(name=f"x{context:.1f}",
-                     description=f"Context window = RoI scaled by {context:.1f} about its centre.",
-                     **kwargs)
-    self.context = context
-
-  def roi_config(self):
-    return rois.RoiConfig(context=self.context)
+  def __init__(self, *, crop: roi_crop.CropConfig,
+               sampler: roi_sampler.RoiSamplerConfig = roi_sampler.RoiSamplerConfig(), **kwargs):
+    description = (f"Context window = RoI scaled by {crop.context:.1f} about its centre. "
+                   f"crop={dataclasses.asdict(crop)} sampler={dataclasses.asdict(sampler)}")
+    super().__init__(name=config_name(crop, sampler), description=description, **kwargs)
+    self.crop, self.sampler = crop, sampler
 
 
 def image_seed(name):
@@ -66,7 +82,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   code_path = epath.Path(__file__)
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = [WiderFaceRoisConfig(context=m) for m in CONTEXT_FACTORS]
+  BUILDER_CONFIGS = [WiderFaceRoisConfig(crop=roi_crop.CropConfig(context=m))
+                     for m in CONTEXT_FACTORS]
   DEFAULT_CONFIG_NAME = "x2.0"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put WIDER FACE (http://shuoyang1213.me/WIDERFACE/) or the project's demo dataset in
@@ -84,13 +101,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     DIR/proposals/train/   and   DIR/proposals/val/
 
   Images without a proposal file (or a split without the folder) get ground-truth-jittered
-  positives and random background windows only (tinyfaces_tf.data.rois).
+  positives and random background windows only (tinyfaces_tf.data.roi_sampler).
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
-    config = self.builder_config.roi_config()
-    hr = config.hr_size
-    lr = hr // config.scale
+    crop = self.builder_config.crop
+    hr, lr = crop.hr_size, crop.lr_size
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             "lr": tfds.features.Image(shape=(lr, lr, 3), encoding_format="png",
@@ -122,9 +138,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             for tfds_split, split in SPLITS.items()}
 
   def _generate_examples(self, root, split):
-    dataset = wider.WiderFace(str(root))
-    proposals = _read_proposals(root / PROPOSALS_DIR / split)
-    config = self.builder_config.roi_config()
+    dataset = wider_face.WiderFace(str(root))
+    proposals = _read_proposals(epath.Path(dataset.proposals_dir(split)))
+    crop, sampler = self.builder_config.crop, self.builder_config.sampler
     for annotation in dataset.annotations(split):
       name = annotation.name
       image = dataset.read_image(split, name)
@@ -132,8 +148,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       proposal_boxes = None
       if proposals is not None:  # images the proposer found nothing in may lack a file
         proposal_boxes = proposals.get(f"{annotation.event}/{annotation.stem}")
-      examples = rois.make_training_examples(
-          image, annotation.boxes_xyxy, annotation.valid, proposal_boxes, config, rng)
+      examples = roi_sampler.make_training_examples(
+          image, annotation.boxes_xyxy, annotation.valid, proposal_boxes, sampler, crop, rng)
       lr = imaging.to_uint8(examples["lr"]).numpy()
       hr = imaging.to_uint8(examples["hr"]).numpy()
       for i in range(len(lr)):
@@ -152,7 +168,7 @@ def _read_proposals(directory):
   """{"event/stem": xyxy float32 [P, 4]} from WIDER result files, or None without the folder."""
   if not directory.exists():
     return None
-  results = eval_tools.read_result_dir(str(directory))
+  results = result_files.read_result_dir(str(directory))
   return {key: boxes.xywh_to_xyxy(xywh) for key, (xywh, _) in results.items()}
 
 

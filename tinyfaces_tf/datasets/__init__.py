@@ -1,0 +1,1 @@
+"""TFDS builders of the package (one folder per dataset, TFDS layout)."""

@@ -1,0 +1,83 @@
+"""Split-level jobs that write files: a proposer's boxes and the detector's detections over every
+image of a split, as WIDER result files (``data/result_files.py``), with one progress bar each.
+
+Undecodable images are skipped, counted and returned with their paths; every other image is
+processed, so one bad file never stops a job over thousands.
+"""
+import dataclasses
+import os
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tinyfaces_tf import imaging
+from tinyfaces_tf.data import result_files
+from tinyfaces_tf.progress import Progress
+
+
+@dataclasses.dataclass
+class JobSummary:
+  images: int = 0                                   # images processed
+  detections: int = 0                               # boxes written
+  skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason)
+
+
+def iter_images(image_root: str, names: Sequence[str], summary: JobSummary,
+                what: str = "image") -> Iterator[Tuple[str, np.ndarray]]:
+  """(name, uint8 image) of every decodable image of ``names`` under ``image_root``, with a
+  progress bar; undecodable or missing files go to ``summary.skipped``."""
+  progress = Progress(len(names), what)
+  for i, name in enumerate(names):
+    path = os.path.join(image_root, *name.split("/"))
+    try:
+      image = imaging.load_image(path)
+    except (ValueError, FileNotFoundError) as e:
+      summary.skipped.append((path, str(e)))
+    else:
+      summary.images += 1
+      yield name, image
+    progress.update(i + 1)
+
+
+Writer = Callable[[str, str, np.ndarray, np.ndarray], str]
+
+
+def propose_split(proposer, image_root: str, names: Sequence[str], out_dir: str,
+                  limit: Optional[int] = None,
+                  write: Writer = result_files.write_detections) -> JobSummary:
+  """Writes the proposer's boxes and scores for every image as result files under ``out_dir``."""
+  summary = JobSummary()
+  for name, image in iter_images(image_root, list(names)[:limit], summary):
+    proposals = proposer.propose(image, name)
+    write(out_dir, name, proposals.boxes, proposals.scores)
+    summary.detections += len(proposals)
+  return summary
+
+
+def detect_split(detector: Callable, image_root: str, names: Sequence[str], proposer,
+                 out_dir: str, baseline_dir: Optional[str] = None,
+                 limit: Optional[int] = None,
+                 write: Writer = result_files.write_detections) -> JobSummary:
+  """Detects every image of a split and writes result files.
+
+  Args:
+    detector: (image, boxes, scores) -> (boxes, scores), e.g. detection.Detector or
+      export.SavedModelDetector.
+    image_root: folder holding ``<event>/<file>.jpg`` (e.g. WIDER_val/images).
+    names: "event/file.jpg" names (from the split's annotation file or test file list).
+    proposer: a tinyfaces_tf.proposals Proposer.
+    out_dir: result directory for our detections (``<event>/<stem>.txt``).
+    baseline_dir: if given, the proposer's own boxes and scores are written there too, so the
+      baseline is scored on exactly the same proposals.
+    limit: only the first ``limit`` images.
+    write: (dir, image name, boxes xyxy, scores) -> file; the dataset family's result format.
+  """
+  summary = JobSummary()
+  for name, image in iter_images(image_root, list(names)[:limit], summary):
+    proposals = proposer.propose(image, name)
+    boxes, scores = detector(image, proposals.boxes, proposals.scores)
+    write(out_dir, name, boxes, scores)
+    if baseline_dir:
+      write(baseline_dir, name, proposals.boxes, proposals.scores)
+    summary.detections += len(scores)
+  return summary

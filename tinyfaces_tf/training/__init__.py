@@ -1,0 +1,1 @@
+"""Training: the loop (loop.py) and synthetic batches for smoke runs (synthetic.py)."""
