@@ -1,9 +1,15 @@
 """FDDB discrete ROC and COCO AP."""
+import importlib.util
+
 import numpy as np
 import pytest
 
 from tinyfaces_tf.evaluation import coco
 from tinyfaces_tf.evaluation import fddb
+
+# COCO AP goes through pycocotools, the `coco` extra.
+needs_pycocotools = pytest.mark.skipif(importlib.util.find_spec("pycocotools") is None,
+                                       reason="pycocotools missing: install the [coco] extra")
 
 
 def test_region_overlap_against_geometry():
@@ -91,6 +97,7 @@ def _coco_gt():
       ]}
 
 
+@needs_pycocotools
 def test_coco_perfect_detections():
   gt = _coco_gt()
   dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
@@ -101,6 +108,7 @@ def test_coco_perfect_detections():
     assert value == pytest.approx(1.0), key
 
 
+@needs_pycocotools
 def test_coco_shifted_box_counts_at_50_not_75(tmp_path):
   # gt [0,0,100,100]; the detection shifted by 23 px: IoU = 77*100 / (2*100*100 - 7700)
   # = 77/123 = 0.626. It is a hit at IoU thresholds 0.50, 0.55, 0.60 and a miss at 0.65..0.95,

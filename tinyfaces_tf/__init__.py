@@ -5,7 +5,10 @@ Conventions used throughout the package:
     function says otherwise; WIDER files use ``x, y, w, h``.
   * images fed to the models are float32 in [-1, 1] (``imaging.to_model_range``); the generator's
     outputs live on the same scale.
-  * HR RoIs are 64x64, LR RoIs 16x16 (bicubic x4 down-sampling).
+  * patch sizes and the context factor are the experiment config's ``crop`` section
+    (``roi_crop.CropConfig``: 64x64 HR, 16x16 LR by bicubic x4 down-sampling, by default).
+
+Layers and modules: docs/ARCHITECTURE.md.
 """
 
 __version__ = "0.1.0"

@@ -47,6 +47,9 @@ class CropConfig:
     return self.hr_size // self.scale
 
 
+DEFAULT_CROP = CropConfig()  # the journal's patch sizes: 64x64 HR, 16x16 LR, x2.0 context
+
+
 
 def context_windows(rois, context):
   """RoIs [..., 4] scaled by ``context`` about their centres (the crop windows)."""
@@ -92,7 +95,7 @@ def _crop_level(image, windows, size, pad_value):
       method="bilinear", extrapolation_value=pad_value)
 
 
-def crop_rois_with_context(image, rois, config: CropConfig = CropConfig(), max_levels: int = 6):
+def crop_rois_with_context(image, rois, config: CropConfig = DEFAULT_CROP, max_levels: int = 6):
   """HR and LR patches of each RoI's context window; the one crop path of training and detection.
 
   The window is the RoI scaled by `config.context` about its centre; `hr_size` x `hr_size` samples at

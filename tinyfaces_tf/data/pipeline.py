@@ -18,6 +18,7 @@ from typing import Callable, Optional, Union
 import tensorflow as tf
 
 from tinyfaces_tf.imaging import to_model_range
+from tinyfaces_tf.roi_crop import DEFAULT_CROP
 from tinyfaces_tf.roi_crop import CropConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -159,7 +160,7 @@ def _shuffle_repeat(dataset, config, seed, offset):
 
 def make_training_dataset(source: Source, config: PipelineConfig, batch_size: int,
                           seed: Optional[int] = 0, deterministic: bool = False,
-                          crop: CropConfig = CropConfig(), split: str = "train",
+                          crop: CropConfig = DEFAULT_CROP, split: str = "train",
                           input_context: Optional[tf.distribute.InputContext] = None):
   """Training batches from `wider_face_rois` examples.
 

@@ -101,7 +101,7 @@ def detect_image(generator, discriminator, image, proposals, proposal_scores,
 class Detector:
   """Keras models + CropConfig + DetectConfig behind tf.functions with explicit signatures."""
 
-  def __init__(self, generator, discriminator, crop: roi_crop.CropConfig = roi_crop.CropConfig(),
+  def __init__(self, generator, discriminator, crop: roi_crop.CropConfig = roi_crop.DEFAULT_CROP,
                config: DetectConfig = DetectConfig()):
     self.generator, self.discriminator = generator, discriminator
     self.crop, self.config = crop, config

@@ -10,6 +10,8 @@ import keras
 from keras import layers
 from keras import ops
 
+from tinyfaces_tf.roi_crop import DEFAULT_CROP
+
 BACKBONES = ("vgg19", "resnet50", "resnet101", "tiny")
 
 
@@ -69,7 +71,7 @@ def _without_stem_pool(model):
   return clone_model
 
 
-def build_backbone(name, hr_size=64, weights=None, tiny_width=32):
+def build_backbone(name, hr_size=DEFAULT_CROP.hr_size, weights=None, tiny_width=32):
   """The convolutional trunk as a keras.Model mapping [N, S, S, 3] (model range) to a feature map."""
   if name not in BACKBONES:
     raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")
@@ -93,7 +95,8 @@ def build_backbone(name, hr_size=64, weights=None, tiny_width=32):
   return trunk
 
 
-def build_discriminator(backbone="resnet50", num_classes=1, config=None, hr_size=64, **overrides):
+def build_discriminator(backbone="resnet50", num_classes=1, config=None,
+                        hr_size=DEFAULT_CROP.hr_size, **overrides):
   """Builds the multi-task discriminator.
 
   Outputs a dict: ``gan_logit`` [N, 1] (real/fake), ``cls_logits`` [N, num_classes] and

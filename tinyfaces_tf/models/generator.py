@@ -9,6 +9,8 @@ import dataclasses
 import keras
 from keras import layers
 
+from tinyfaces_tf.roi_crop import DEFAULT_CROP
+
 GENERATOR_KINDS = ("tinyfaces", "mtgan", "bilinear")
 
 
@@ -134,7 +136,8 @@ def _num_doublings(scale):
   return {2: 1, 4: 2, 8: 3}[scale]
 
 
-def build_generator(kind="tinyfaces", lr_size=None, config=None, scale=4, **overrides):
+def build_generator(kind="tinyfaces", lr_size=None, config=None, scale=DEFAULT_CROP.scale,
+                    **overrides):
   """Builds a generator as a functional keras.Model.
 
   Args:

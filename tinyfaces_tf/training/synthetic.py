@@ -2,10 +2,11 @@
 import numpy as np
 import tensorflow as tf
 
+from tinyfaces_tf.roi_crop import DEFAULT_CROP
 from tinyfaces_tf.roi_crop import CropConfig
 
 
-def synthetic_dataset(batch_size: int, seed: int = 0, crop: CropConfig = CropConfig(),
+def synthetic_dataset(batch_size: int, seed: int = 0, crop: CropConfig = DEFAULT_CROP,
                       num_classes: int = 1) -> tf.data.Dataset:
   """An infinite dataset of random batches shaped like ``crop``'s patches (LR = bicubic HR)."""
   rng = np.random.default_rng(seed)

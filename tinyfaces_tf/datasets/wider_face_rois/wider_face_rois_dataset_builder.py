@@ -84,7 +84,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [WiderFaceRoisConfig(crop=roi_crop.CropConfig(context=m))
                      for m in CONTEXT_FACTORS]
-  DEFAULT_CONFIG_NAME = "x2.0"
+  DEFAULT_CONFIG_NAME = config_name(roi_crop.CropConfig())  # the journal's x2.0
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put WIDER FACE (http://shuoyang1213.me/WIDERFACE/) or the project's demo dataset in
   `manual_dir` (tfds build ... --manual_dir=DIR) in the layout it is distributed in:
