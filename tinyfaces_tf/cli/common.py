@@ -15,11 +15,11 @@ TRACEBACK_ENV = "TINYFACES_TRACEBACK"
 def _import_tensorflow_quietly():
   """Imports TensorFlow with its C++ start-up lines (CUDA probing, absl::InitializeLog notices,
   which TF_CPP_MIN_LOG_LEVEL does not reach) kept off the terminal; they are shown if the import
-  fails, and always with --verbosity set or TF_CPP_MIN_LOG_LEVEL=0."""
-  # 3: also the ERROR line TF logs when it probes for CUDA on a machine without a GPU.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  if (os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules
-      or any(a.startswith(("--verbosity", "-v")) for a in sys.argv[1:])):
+  fails, and always with --verbosity given or TF_CPP_MIN_LOG_LEVEL=0."""
+  verbose = any(a.startswith(("--verbosity", "-v")) for a in sys.argv[1:])
+  # 3 also drops the ERROR line TF logs when it probes for CUDA on a machine without a GPU.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
+  if verbose or os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
     return
   sys.stderr.flush()
   saved = os.dup(2)

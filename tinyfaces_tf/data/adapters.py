@@ -70,8 +70,10 @@ class WiderFaceAdapter(DatasetAdapter):
   def roi_builder(self, crop, sampler, data_dir):
     # pylint: disable=g-import-not-at-top  (tensorflow_datasets is slow to import)
     from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builder as rois
-    return rois.Builder(config=rois.WiderFaceRoisConfig(crop=crop, sampler=sampler),
-                        data_dir=os.fspath(data_dir))
+    config = rois.WiderFaceRoisConfig(crop=crop, sampler=sampler)
+    if config.name in rois.Builder.builder_configs:  # TFDS wants predefined configs by name
+      config = config.name
+    return rois.Builder(config=config, data_dir=os.fspath(data_dir))
 
   def roi_config_name(self, crop, sampler):
     from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builder as rois
