@@ -4,8 +4,9 @@ Signatures:
   score_rois(lr: float32 [N, 16, 16, 3] in [-1, 1]) ->
       sr [N, 64, 64, 3], face_prob [N] (class_probs [N, C] for multi-class), real_prob [N],
       box_deltas [N, 4 or 4C]
-  detect(image: uint8 [H, W, 3], boxes: float32 [N, 4] pixel x1, y1, x2, y2, scores: float32 [N]) ->
-      boxes [M, 4] (same format), scores [M]
+  detect(image: uint8 [H, W, 3] (or [H, W, 1] grey), boxes: float32 [N, 4] pixel x1, y1, x2, y2,
+         scores: float32 [N]) -> boxes [M, 4] (same format), scores [M]; proposals with
+      non-finite values or without positive size are dropped
 The patch sizes, crop context, RoI budget, NMS and score fusion are the config's; the config is
 written to ``assets.extra/config.json`` (TF's place for files that travel with a SavedModel but
 are not loaded by the graph), so an export alone says how it was built and how it detects.
@@ -62,7 +63,7 @@ class SavedModelDetector:
 
   def __call__(self, image, proposals, proposal_scores):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    out = self.model.detect(tf.convert_to_tensor(image, tf.uint8),
+    out = self.model.detect(detector_lib.checked_image(image),
                             tf.reshape(tf.convert_to_tensor(proposals, tf.float32), [-1, 4]),
                             tf.reshape(tf.convert_to_tensor(proposal_scores, tf.float32), [-1]))
     return out["boxes"].numpy(), out["scores"].numpy()

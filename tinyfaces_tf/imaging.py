@@ -21,16 +21,30 @@ def to_uint8(images):
 
 
 def load_image(path) -> np.ndarray:
-  """uint8 RGB [H, W, 3] of an image file (grey, palette and alpha images are converted).
-
-  Raises FileNotFoundError or ValueError naming the path; the one image reader of the package.
-  """
+  """uint8 RGB [H, W, 3] of an image file: grey, palette, CMYK and alpha images are converted,
+  16-bit ones scaled to 8 bits. Pixels stay as stored (no EXIF rotation: WIDER's boxes refer to
+  the stored pixels). Raises FileNotFoundError or ValueError naming the path (truncated, empty or
+  not an image); the one image reader of the package."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: image not found")
   try:
     with Image.open(path) as image:
+      image.load()  # decode now: a truncated file fails here, inside this try
+      if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(image, np.int64)
+        shift = 8 if wide.max(initial=0) > 255 else 0
+        grey = np.clip(wide >> shift, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
       return np.asarray(image.convert("RGB"))
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some bad headers
     raise ValueError(f"{path}: cannot decode image ({e})") from e
+
+
+def write_skipped_report(path, skipped) -> str:
+  """Writes ``path`` listing images a job skipped: one "path<TAB>reason" line each; returns it."""
+  os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+  with open(path, "w") as f:
+    f.writelines(f"{image}\t{reason}\n" for image, reason in skipped)
+  return path

@@ -57,7 +57,8 @@ class Task:
 
   def build_rois(self, tfds_dir: str) -> dict:
     """Builds the training RoIs of this config from the adapter's root into ``tfds_dir`` (a no-op
-    when built); returns {split: examples}."""
+    when built); returns {split: examples}. Undecodable images are skipped and listed in
+    ``tfds_dir/<dataset>-<config>-skipped_images.txt``."""
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     builder = self.adapter.roi_builder(self.config.crop, self.config.sampler, tfds_dir)
     if not builder.is_prepared():
@@ -65,6 +66,15 @@ class Task:
             f"{tfds_dir}", flush=True)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=os.path.abspath(self.adapter._require_root())))  # pylint: disable=protected-access
+    skipped = [item for items in getattr(builder, "skipped_images", {}).values() for item in items]
+    if skipped:
+      from tinyfaces_tf import imaging  # pylint: disable=g-import-not-at-top
+      report = imaging.write_skipped_report(os.path.join(
+          tfds_dir, f"{self.adapter.rois_dataset}-{builder.builder_config.name}"
+                    "-skipped_images.txt"), skipped)
+      for path, reason in skipped[-10:]:
+        print(f"skipped {path}: {reason}")
+      print(f"{len(skipped)} undecodable image(s) skipped, listed in {report}", flush=True)
     return {split: info.num_examples for split, info in builder.info.splits.items()}
 
   def build_train_dataset(self, tfds_dir: str, split: str = "train"

@@ -51,7 +51,7 @@ class UsageError(ValueError):
 
 
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
-               ValueError)
+               ValueError, FloatingPointError)
 
 
 def _show_tracebacks() -> bool:
@@ -88,6 +88,20 @@ def run(main, *flag_modules: str):
       return 2
 
   app.run(wrapped)
+
+
+def check_distinct_paths(**paths):
+  """Refuses two flags naming the same file or folder (e.g. an output over an input): a
+  UsageError naming both flags. Unset flags (None) are ignored."""
+  seen = {}
+  for flag, path in paths.items():
+    if not path:
+      continue
+    real = os.path.realpath(path)
+    if real in seen:
+      usage_error(f"--{flag} and --{seen[real]} name the same path {path}; an output must not "
+                  f"replace an input or another output")
+    seen[real] = flag
 
 
 def usage_error(message: str):

@@ -10,6 +10,7 @@ The crop, RoI budget, NMS and score fusion are the export's (its assets.extra/co
 """
 import json
 import os
+import sys
 
 from tinyfaces_tf.cli import common
 
@@ -26,6 +27,10 @@ flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Split for split mod
 flags.DEFINE_string("results_dir", None, "Where split mode writes our result files.")
 flags.DEFINE_string("baseline_dir", None, "Where split mode writes the proposer's own results.")
 flags.DEFINE_integer("limit", None, "Only the first N images of the split.", lower_bound=1)
+flags.DEFINE_integer("max_skipped", 0, "Split mode: undecodable images are skipped and listed in "
+                     "<results_dir>/skipped_images.txt; more than this many make the exit status "
+                     "non-zero (the results of every other image are written either way).",
+                     lower_bound=0)
 flags.mark_flag_as_required("model")
 
 
@@ -56,6 +61,13 @@ def main(argv):
     common.usage_error("--out is required with --image")
   if not FLAGS.image and not (FLAGS.wider_dir and FLAGS.results_dir):
     common.usage_error("give --image and --out, or --wider_dir and --results_dir")
+  if FLAGS.image:
+    json_out = os.path.splitext(FLAGS.out)[0] + ".json"
+    common.check_distinct_paths(image=FLAGS.image, out=FLAGS.out, model=FLAGS.model)
+    common.check_distinct_paths(image=FLAGS.image, **{"out (its .json)": json_out})
+  else:
+    common.check_distinct_paths(results_dir=FLAGS.results_dir, baseline_dir=FLAGS.baseline_dir,
+                                wider_dir=FLAGS.wider_dir, model=FLAGS.model)
   from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
@@ -75,8 +87,15 @@ def main(argv):
                               adapter.image_names(FLAGS.split), proposer, FLAGS.results_dir,
                               FLAGS.baseline_dir, FLAGS.limit, write=adapter.write_detections)
   print(f"{summary.images} images, {summary.detections} detections -> {FLAGS.results_dir}")
-  for path, reason in summary.skipped:
-    print(f"skipped {path}: {reason}")
+  if summary.skipped:
+    for path, reason in summary.skipped[-10:]:
+      print(f"skipped {path}: {reason}")
+    print(f"{len(summary.skipped)} undecodable image(s) skipped, listed in "
+          f"{os.path.join(FLAGS.results_dir, jobs.SKIPPED_FILE)}")
+    if len(summary.skipped) > FLAGS.max_skipped:
+      print(f"tinyfaces-detect: error: {len(summary.skipped)} skipped > --max_skipped="
+            f"{FLAGS.max_skipped}", file=sys.stderr)
+      return 1
   return 0
 
 

@@ -37,6 +37,8 @@ def main(argv):
   gt_dir = ground_truth_dir(FLAGS.wider_dir, FLAGS.gt_dir)
   if FLAGS.baseline_results and FLAGS.label == FLAGS.baseline_label:
     common.usage_error("--label and --baseline_label must differ")
+  common.check_distinct_paths(out=FLAGS.out, results=FLAGS.results,
+                              baseline_results=FLAGS.baseline_results, gt_dir=gt_dir)
   from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
   runs = {FLAGS.label: FLAGS.results}
   if FLAGS.baseline_results:

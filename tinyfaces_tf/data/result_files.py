@@ -9,15 +9,32 @@ import os
 import numpy as np
 
 
+def read_text_lines(path) -> list:
+  """A text file's lines (LF or CRLF, a UTF-8 byte-order mark accepted) without trailing blank
+  lines; a file that is not UTF-8 text raises ValueError naming it. Shared by the readers of
+  WIDER's annotation files and of result files."""
+  try:
+    with open(path, encoding="utf-8-sig") as f:
+      lines = f.read().splitlines()
+  except UnicodeDecodeError as e:
+    line = e.object[:e.start].count(b"\n") + 1
+    raise ValueError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None
+  while lines and not lines[-1].strip():
+    lines.pop()
+  return lines
+
+
 def split_image_name(name):
-  """"event/stem(.jpg)" -> (event, stem)."""
+  """"event/stem(.jpg)" -> (event, stem). One folder and one file, neither "." nor "..", so a
+  result path built from a name stays inside its results directory."""
   name = str(name).replace(os.sep, "/")
   if name.endswith(".jpg"):
     name = name[:-len(".jpg")]
-  event, sep, stem = name.rpartition("/")
-  if not sep or not event or not stem:
-    raise ValueError(f"image name {name!r} is not of the form 'event/stem[.jpg]'")
-  return event, stem
+  parts = name.split("/")
+  if len(parts) != 2 or any(p in ("", ".", "..") for p in parts):
+    raise ValueError(f"image name {name!r} is not of the form 'event/stem[.jpg]' (one folder, "
+                     f"no '..' or absolute path)")
+  return parts[0], parts[1]
 
 
 
@@ -45,8 +62,10 @@ def write_result_file(results_dir, image_name, boxes_xywh, scores):
   lines = [stem, str(len(boxes))]
   # %.9g round-trips float32 exactly.
   lines += [" ".join(f"{v:.9g}" for v in (*box, score)) for box, score in zip(boxes, scores)]
-  with open(path, "w") as f:
+  tmp = f"{path}.tmp"  # renamed into place: a killed job never leaves half a file
+  with open(tmp, "w") as f:
     f.write("\n".join(lines) + "\n")
+  os.replace(tmp, path)
   return path
 
 
@@ -56,12 +75,9 @@ def read_result_file(path):
   Raises ValueError naming the file and line on malformed content or a wrong count.
   """
   path = os.fspath(path)
-  with open(path) as f:
-    lines = [line.strip() for line in f.read().splitlines()]
-  while lines and not lines[-1]:
-    lines.pop()
+  lines = [line.strip() for line in read_text_lines(path)]
   if len(lines) < 2:
-    raise ValueError(f"{path}: expected an image name line and a count line")
+    raise ValueError(f"{path}:{len(lines) + 1}: expected an image name line and a count line")
   try:
     count = int(float(lines[1]))
     if count < 0 or count != float(lines[1]):

@@ -25,6 +25,7 @@ import numpy as np
 
 from tinyfaces_tf import boxes as box_ops
 from tinyfaces_tf import imaging
+from tinyfaces_tf.data.result_files import read_text_lines
 from tinyfaces_tf.data.wider_ground_truth import ATTRIBUTES
 from tinyfaces_tf.data.wider_ground_truth import SETTINGS
 from tinyfaces_tf.data.wider_ground_truth import EvalGroundTruth
@@ -127,18 +128,12 @@ class ImageAnnotation:
 
 
 def _is_image_name(text):
-  event, sep, base = text.rpartition("/")
-  return (bool(sep) and bool(event) and base.lower().endswith(".jpg") and len(base) > 4
-          and not any(c.isspace() for c in text))
-
-
-def _read_lines(path):
-  """The file's lines (CRLF accepted) without trailing blank lines."""
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().splitlines()
-  while lines and not lines[-1].strip():
-    lines.pop()
-  return lines
+  """"event/file.jpg": one folder and one file, neither "." nor "..", so a name from a file can
+  never point outside the images folder (no absolute paths, no "..", no backslashes)."""
+  parts = text.split("/")
+  return (len(parts) == 2 and all(p not in ("", ".", "..") for p in parts)
+          and parts[1].lower().endswith(".jpg") and len(parts[1]) > 4
+          and not any(c.isspace() or c == "\\" for c in text))
 
 
 def read_bbx_gt(path) -> List[ImageAnnotation]:
@@ -149,15 +144,15 @@ def read_bbx_gt(path) -> List[ImageAnnotation]:
   a repeated image, a short file) raises ValueError "FILE:LINE: what was expected".
   """
   path = os.fspath(path)
-  lines = _read_lines(path)
+  lines = read_text_lines(path)
   n = len(lines)
   annotations, first_line = [], {}
   i = 0
   while i < n:
     name = lines[i].strip()
     if not _is_image_name(name):
-      raise ValueError(f"{path}:{i + 1}: expected an image name 'event/file.jpg', "
-                       f"got {lines[i]!r}")
+      raise ValueError(f"{path}:{i + 1}: expected an image name 'event/file.jpg' (one folder, "
+                       f"no '..' or absolute path), got {lines[i]!r}")
     if name in first_line:
       raise ValueError(f"{path}:{i + 1}: image {name} listed again (first at line "
                        f"{first_line[name]})")
@@ -219,7 +214,7 @@ def write_bbx_gt(path, annotations: Sequence[ImageAnnotation]):
 def read_test_filelist(path) -> List[str]:
   """``wider_face_test_filelist.txt`` -> ["event/file.jpg", ...]; bad lines raise FILE:LINE."""
   path = os.fspath(path)
-  lines = _read_lines(path)
+  lines = read_text_lines(path)
   n = len(lines)
   names = []
   for i, line in enumerate(lines[:n]):

@@ -201,6 +201,14 @@ def _cell_column(values):
   return cell
 
 
+def _integer_if_whole(boxes):
+  """int32 boxes, as the official files store WIDER's integer pixel boxes; float64 only when a
+  box is not whole (never for WIDER annotations)."""
+  boxes = np.asarray(boxes, np.float64)
+  whole = np.all(np.isfinite(boxes)) and np.array_equal(boxes, np.round(boxes))
+  return boxes.astype(np.int32) if whole else boxes
+
+
 def write_eval_ground_truth(gt_dir, gt):
   """Writes ``gt`` as the four eval_tools .mat files into ``gt_dir`` (created if needed).
 
@@ -217,14 +225,15 @@ def write_eval_ground_truth(gt_dir, gt):
       "event_list": _cell_column(list(gt.event_list)),
       "file_list": _cell_column([_cell_column(list(stems)) for stems in gt.file_list]),
       "face_bbx_list": _cell_column(
-          [_cell_column([np.asarray(b, np.float64).reshape(-1, 4) for b in boxes])
+          [_cell_column([_integer_if_whole(np.asarray(b).reshape(-1, 4)) for b in boxes])
            for boxes in gt.face_bbx_list]),
   }
 
   def columns(nested):
-    # MATLAB keeps doubles; [n, 1] columns as in the official files.
-    return _cell_column([_cell_column([np.asarray(v, np.float64).reshape(-1, 1) for v in per])
-                         for per in nested])
+    # Integer [n, 1] columns, as in the official files (the public Python evaluator indexes
+    # arrays with gt_list directly, which NumPy allows for integers only).
+    return _cell_column([_cell_column([np.asarray(v).astype(np.int32).reshape(-1, 1)
+                                       for v in per]) for per in nested])
 
   val = dict(common)
   for name in ATTRIBUTES:

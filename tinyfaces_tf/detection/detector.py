@@ -65,14 +65,25 @@ def score_rois(generator, discriminator, lr):
 
 def detect_image(generator, discriminator, image, proposals, proposal_scores,
                  crop: roi_crop.CropConfig, config: DetectConfig):
-  """One image: uint8 [H, W, 3], proposals float32 [N, 4] (pixel x1, y1, x2, y2) and their scores.
+  """One image: uint8 [H, W, 3] (or [H, W, 1] grey, repeated to RGB), proposals float32 [N, 4]
+  (pixel x1, y1, x2, y2) and their scores.
 
-  Returns (boxes [M, 4] x1, y1, x2, y2, scores [M]), highest score first. Graph-safe (used inside
-  the exported ``detect`` signature), so N may be 0.
+  Proposals with a non-finite coordinate or score, or without positive width and height (an
+  inverted box), are dropped before anything else: they have no crop to score. Returns (boxes
+  [M, 4] x1, y1, x2, y2, scores [M]), highest score first. Graph-safe (used inside the exported
+  ``detect`` signature), so N may be 0.
   """
   image = tf.convert_to_tensor(image)
+  image = tf.ensure_shape(tf.cond(tf.shape(image)[-1] == 1,
+                                  lambda: tf.tile(image, [1, 1, 3]), lambda: image),
+                          [None, None, 3])
   proposals = tf.reshape(tf.cast(proposals, tf.float32), [-1, 4])
   proposal_scores = tf.reshape(tf.cast(proposal_scores, tf.float32), [-1])
+  usable = (tf.reduce_all(tf.math.is_finite(proposals), axis=1)
+            & tf.math.is_finite(proposal_scores)
+            & (proposals[:, 2] > proposals[:, 0]) & (proposals[:, 3] > proposals[:, 1]))
+  proposals = tf.boolean_mask(proposals, usable)
+  proposal_scores = tf.boolean_mask(proposal_scores, usable)
   order = tf.argsort(proposal_scores, direction="DESCENDING", stable=True)[:config.max_rois]
   proposals = tf.gather(proposals, order)
   proposal_scores = tf.gather(proposal_scores, order)
@@ -112,12 +123,26 @@ class Detector:
     self.detect = tf.function(
         lambda image, boxes, scores: dict(zip(("boxes", "scores"), detect_image(
             generator, discriminator, image, boxes, scores, crop, config))),
-        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+        input_signature=[tf.TensorSpec([None, None, None], tf.uint8, name="image"),
                          tf.TensorSpec([None, 4], tf.float32, name="boxes"),
                          tf.TensorSpec([None], tf.float32, name="scores")])
 
   def __call__(self, image, proposals, proposal_scores):
-    out = self.detect(tf.convert_to_tensor(image, tf.uint8),
+    out = self.detect(checked_image(image),
                       tf.convert_to_tensor(proposals, tf.float32),
                       tf.convert_to_tensor(proposal_scores, tf.float32))
     return out["boxes"].numpy(), out["scores"].numpy()
+
+
+def checked_image(image):
+  """``image`` as a uint8 tensor [H, W, 3] or [H, W, 1]; other dtypes or shapes raise ValueError
+  naming the argument (a float image in [0, 1] is never cast to uint8 silently)."""
+  image = tf.convert_to_tensor(image)
+  if image.dtype != tf.uint8:
+    raise ValueError(f"image: expected uint8 pixels in [0, 255], got {image.dtype.name}")
+  if image.shape.rank == 2:
+    image = image[..., None]
+  if image.shape.rank != 3 or image.shape[-1] not in (1, 3):
+    raise ValueError(f"image: expected [H, W, 3] RGB or [H, W] / [H, W, 1] grey, got shape "
+                     f"{image.shape}")
+  return image

@@ -15,11 +15,20 @@ from tinyfaces_tf.data import result_files
 from tinyfaces_tf.progress import Progress
 
 
+SKIPPED_FILE = "skipped_images.txt"  # in a job's output folder: "path<TAB>reason" per line
+
+
 @dataclasses.dataclass
 class JobSummary:
   images: int = 0                                   # images processed
   detections: int = 0                               # boxes written
   skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason)
+
+  def write_skipped(self, out_dir: str) -> Optional[str]:
+    """Lists the skipped images in ``out_dir/skipped_images.txt`` (only when there are any)."""
+    if not self.skipped:
+      return None
+    return imaging.write_skipped_report(os.path.join(out_dir, SKIPPED_FILE), self.skipped)
 
 
 def iter_images(image_root: str, names: Sequence[str], summary: JobSummary,
@@ -51,6 +60,7 @@ def propose_split(proposer, image_root: str, names: Sequence[str], out_dir: str,
     proposals = proposer.propose(image, name)
     write(out_dir, name, proposals.boxes, proposals.scores)
     summary.detections += len(proposals)
+  summary.write_skipped(out_dir)
   return summary
 
 
@@ -80,4 +90,5 @@ def detect_split(detector: Callable, image_root: str, names: Sequence[str], prop
     if baseline_dir:
       write(baseline_dir, name, proposals.boxes, proposals.scores)
     summary.detections += len(scores)
+  summary.write_skipped(out_dir)
   return summary

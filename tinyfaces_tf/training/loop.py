@@ -2,6 +2,7 @@
 killed run resumed from its last checkpoint. Models and data come from a Task (``task.py``)."""
 import dataclasses
 import json
+import math
 import os
 import time
 
@@ -70,6 +71,46 @@ class _CheckpointEvery(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     path = self.manager.save(checkpoint_number=int(self.step_fn()))
     logging.info("checkpoint %s", path)
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss term became NaN or infinite; the run stopped before checkpointing it."""
+
+
+class _StopOnNonFinite(keras.callbacks.Callback):
+  """Raises at the first non-finite loss term, naming the step and the term. It runs before the
+  checkpoint callback and aborts the fit, so the last checkpoint on disk stays the last good one.
+  (Under mixed_float16 the loss scaler skips steps with non-finite gradients by itself; the loss
+  values it reports stay finite unless the model itself diverges.)"""
+
+  def __init__(self, phase, step_fn, manager):
+    super().__init__()
+    self.phase, self.step_fn, self.manager = phase, step_fn, manager
+
+  def on_train_batch_end(self, batch, logs=None):
+    bad = sorted(k for k, v in (logs or {}).items() if not math.isfinite(float(v)))
+    if bad:
+      values = ", ".join(f"{k}={float(logs[k])}" for k in bad)
+      raise NonFiniteLossError(
+          f"{self.phase} step {self.step_fn()}: non-finite loss {values}; stopped, the last "
+          f"good checkpoint is {self.manager.latest_checkpoint or 'none (nothing saved yet)'}")
+
+
+def restore_latest_good(ckpt, manager):
+  """Restores the newest checkpoint that reads back cleanly; a corrupt or truncated one is
+  reported with its path and the next older one is tried. Returns the path restored, or None."""
+  for path in reversed(manager.checkpoints):
+    try:
+      ckpt.restore(path).assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+      print(f"warning: checkpoint {path} cannot be restored ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}); trying the one before", flush=True)
+      continue
+    return path
+  if manager.checkpoints:
+    raise ValueError(f"no checkpoint in {manager.directory} can be restored: "
+                     f"{', '.join(manager.checkpoints)}")
+  return None
 
 
 class _SRImages(keras.callbacks.Callback):
@@ -155,9 +196,9 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
   ckpt = models.make_checkpoint(gan, pretrain_optimizer=pretrainer.optimizer)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(out_dir, "checkpoints"),
                                        max_to_keep=tc.keep_checkpoints)
-  if manager.latest_checkpoint:
-    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("resumed from %s", manager.latest_checkpoint)
+  restored = restore_latest_good(ckpt, manager)
+  if restored:
+    logging.info("resumed from %s", restored)
   gan_step = lambda: int(gan.step.numpy())  # .numpy(): int() fails on mirrored variables
   pre_step = lambda: int(pretrainer.optimizer.iterations.numpy())
   total_step = lambda: pre_step() + gan_step()  # checkpoint numbers grow across both phases
@@ -180,6 +221,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
     print(f"MSE pre-training of the generator: steps {pre_step()}..{tc.pretrain_steps}",
           flush=True)
     _fit_in_chunks(pretrainer, dataset, remaining_pre, chunk, pre_step, [
+        _StopOnNonFinite("pre-training", pre_step, manager),
         _CheckpointEvery(manager, total_step),
         ProgressCallback(tc.pretrain_steps, pre_step(), shown=("g_mse",))])
   # The GAN phase draws its own batch order (seeded by where it starts).
@@ -190,6 +232,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
     print(f"GAN training: steps {gan_step()}..{n_total}, batch {tc.batch_size}, {policy}",
           flush=True)
     callbacks = [
+        _StopOnNonFinite("GAN", gan_step, manager),
         _CheckpointEvery(manager, total_step),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "tb"), update_freq="epoch"),
         _SRImages(writer, sample_batch, generator, gan_step),

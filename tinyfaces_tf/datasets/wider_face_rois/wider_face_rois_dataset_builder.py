@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 
+from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
@@ -104,6 +105,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   positives and random background windows only (tinyfaces_tf.data.roi_sampler).
   """
 
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    # WIDER split -> [(path, reason)] of the images the last build skipped as undecodable.
+    self.skipped_images = {}
+
   def _info(self) -> tfds.core.DatasetInfo:
     crop = self.builder_config.crop
     hr, lr = crop.hr_size, crop.lr_size
@@ -141,9 +147,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     dataset = wider_face.WiderFace(str(root))
     proposals = _read_proposals(epath.Path(dataset.proposals_dir(split)))
     crop, sampler = self.builder_config.crop, self.builder_config.sampler
+    skipped = self.skipped_images.setdefault(split, [])
     for annotation in dataset.annotations(split):
       name = annotation.name
-      image = dataset.read_image(split, name)
+      try:
+        image = dataset.read_image(split, name)
+      except (ValueError, FileNotFoundError) as e:  # one bad file never stops a 32k-image build
+        logging.warning("skipping %s", e)
+        skipped.append((dataset.image_path(split, name), str(e)))
+        continue
       rng = np.random.default_rng(image_seed(name))
       proposal_boxes = None
       if proposals is not None:  # images the proposer found nothing in may lack a file
