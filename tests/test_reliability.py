@@ -262,3 +262,47 @@ def test_detect_drops_junk_proposals_and_takes_grey_images(restore_policy):
     np.testing.assert_allclose(grey_scores, out_scores, rtol=1e-5)
   with pytest.raises(ValueError, match="image: expected uint8"):
     detect(rgb.astype(np.float32) / 255.0, boxes, scores)
+
+
+def test_an_empty_results_directory_is_an_error_not_ap_zero(tmp_path):
+  from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
+  annotations = [wider_face.ImageAnnotation("0--Parade/a.jpg", [
+      wider_face.FaceAnnotation(1, 2, 30, 40)])]
+  gt_dir = tmp_path / "gt"
+  wider_ground_truth.write_eval_ground_truth(
+      gt_dir, wider_face.eval_ground_truth_from_annotations(annotations))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ValueError, match=r"empty: no predictions for any of the 1 ground-truth"):
+    report.evaluate_dirs({"ours": str(tmp_path / "empty")}, str(gt_dir), str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()
+
+
+_KILLED_EXPORT = """
+import os, signal, sys
+import numpy as np
+from tinyfaces_tf import config as config_lib, export, models
+g = models.build_generator("tinyfaces", width=4, upsample_width=4, residual_units=1)
+d = models.build_discriminator("tiny", tiny_width=4)
+path, stage = sys.argv[1], sys.argv[2]
+export.export_saved_model(g, d, path, config_lib.get_preset("demo"))
+# A second, different export that is killed right after `stage`.
+export._after_stage = lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == stage else None
+new = config_lib.replace(config_lib.get_preset("demo"), detect={"max_rois": 7})
+export.export_saved_model(g, d, path, new)
+"""
+
+
+# "written" leaves what "config" does (the staging folder only), so three stages cover it.
+@pytest.mark.parametrize("stage", ["config", "old_moved", "new_moved"])
+def test_an_export_killed_between_its_steps_leaves_a_loadable_one(tmp_path, stage):
+  from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / "export")
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
+  done = subprocess.run([sys.executable, "-c", _KILLED_EXPORT, path, stage], env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == -9, done.stderr[-2000:]  # really killed
+  detector = export.SavedModelDetector(path)  # loads: the old export, or the complete new one
+  expected = 7 if stage == "new_moved" else 600
+  assert detector.config.detect.max_rois == expected
+  boxes, scores = detector(np.zeros((40, 40, 3), np.uint8), [[5.0, 5.0, 20.0, 20.0]], [0.5])
+  assert boxes.shape == (1, 4)

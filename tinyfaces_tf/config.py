@@ -14,6 +14,7 @@ import types
 import typing
 from typing import Any, Optional
 
+from tinyfaces_tf import atomic
 from tinyfaces_tf import precision as precision_lib
 from tinyfaces_tf.data.adapters import DATASET_FAMILIES
 from tinyfaces_tf.data.pipeline import PipelineConfig
@@ -255,12 +256,7 @@ def from_json(text: str, where: str = "config") -> ExperimentConfig:
 
 def save(config: ExperimentConfig, path: str) -> str:
   """Writes ``config`` as JSON to ``path`` (through a temporary sibling, renamed into place)."""
-  os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.write(to_json(config))
-  os.replace(tmp, path)
-  return path
+  return atomic.write_text(path, to_json(config))
 
 
 def load(path: str) -> ExperimentConfig:

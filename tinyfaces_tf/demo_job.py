@@ -6,12 +6,12 @@ Every stage goes through the task layer (``task.py``) and reuses what an earlier
 instead of starting over.
 """
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 
+from tinyfaces_tf import atomic
 from tinyfaces_tf import config as config_lib
 from tinyfaces_tf import task as task_lib
 
@@ -175,8 +175,7 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
       "skipped_images": [path for path, _ in summary.skipped],
       "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
       "total_seconds": round(time.time() - t0, 1)}
-  with open(os.path.join(paths.run_dir, "metrics.json"), "w") as f:
-    json.dump(metrics, f, indent=2)
+  atomic.write_json(os.path.join(paths.run_dir, "metrics.json"), metrics)
   return metrics
 
 

@@ -20,26 +20,51 @@ from tinyfaces_tf import config as config_lib
 from tinyfaces_tf.detection import detector as detector_lib
 
 CONFIG_ASSET = os.path.join("assets.extra", config_lib.CONFIG_FILE)
+# Called with each stage name of an export ("written", "config", "old_moved", "new_moved"): a
+# seam for the test that kills an export between its steps.
+_after_stage = lambda stage: None
+
+
+def _staging_paths(path):
+  return f"{path}.writing", f"{path}.previous"
+
+
+def recover(path):
+  """Completes what an export killed between its two renames left: the old export is back at
+  ``path`` when the new one never arrived there. Called by export and by SavedModelDetector."""
+  staging, previous = _staging_paths(os.fspath(path).rstrip("/"))
+  if not os.path.exists(path) and os.path.isfile(os.path.join(previous, "saved_model.pb")):
+    os.replace(previous, path)
 
 
 def export_saved_model(generator, discriminator, path, config: config_lib.ExperimentConfig):
-  """Writes a SavedModel to ``path`` (replacing an earlier one only once the new one is complete);
-  returns ``path``. Reload with tf.saved_model.load(path) or SavedModelDetector(path)."""
+  """Writes a SavedModel to ``path``; returns ``path``. Reload with tf.saved_model.load(path) or
+  SavedModelDetector(path).
+
+  Atomic in effect: the new export is written to ``<path>.writing`` and renamed into place only
+  once complete, so a kill at any instant leaves the previous export (or, between the two
+  renames, ``<path>.previous``, which ``recover`` puts back) or the new one, never a mix.
+  """
   path = os.fspath(path).rstrip("/")
+  recover(path)
   detector = detector_lib.Detector(generator, discriminator, config.crop, config.detect)
   archive = keras.export.ExportArchive()
   archive.track(generator)
   archive.track(discriminator)
   archive.add_endpoint("score_rois", detector.score_rois)
   archive.add_endpoint("detect", detector.detect)
-  staging, previous = f"{path}.writing", f"{path}.previous"
+  staging, previous = _staging_paths(path)
   for leftover in (staging, previous):
     shutil.rmtree(leftover, ignore_errors=True)
   archive.write_out(staging, verbose=False)
+  _after_stage("written")
   config_lib.save(config, os.path.join(staging, CONFIG_ASSET))
+  _after_stage("config")
   if os.path.exists(path):
     os.replace(path, previous)
+  _after_stage("old_moved")
   os.replace(staging, path)
+  _after_stage("new_moved")
   shutil.rmtree(previous, ignore_errors=True)
   return path
 
@@ -55,6 +80,7 @@ class SavedModelDetector:
 
   def __init__(self, path):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    recover(path)
     if not os.path.isfile(os.path.join(os.fspath(path), "saved_model.pb")):
       raise FileNotFoundError(f"{path}: not a SavedModel directory (no saved_model.pb)")
     self.path = path

@@ -44,7 +44,5 @@ def load_image(path) -> np.ndarray:
 
 def write_skipped_report(path, skipped) -> str:
   """Writes ``path`` listing images a job skipped: one "path<TAB>reason" line each; returns it."""
-  os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-  with open(path, "w") as f:
-    f.writelines(f"{image}\t{reason}\n" for image, reason in skipped)
-  return path
+  from tinyfaces_tf import atomic  # pylint: disable=g-import-not-at-top
+  return atomic.write_text(path, "".join(f"{image}\t{reason}\n" for image, reason in skipped))

@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from tinyfaces_tf import atomic
+
 
 def read_text_lines(path) -> list:
   """A text file's lines (LF or CRLF, a UTF-8 byte-order mark accepted) without trailing blank
@@ -58,15 +60,10 @@ def write_result_file(results_dir, image_name, boxes_xywh, scores):
   scores = np.asarray(scores, np.float64).reshape(-1)
   if len(boxes) != len(scores):
     raise ValueError(f"{image_name}: {len(boxes)} boxes but {len(scores)} scores")
-  os.makedirs(os.path.dirname(path), exist_ok=True)
   lines = [stem, str(len(boxes))]
   # %.9g round-trips float32 exactly.
   lines += [" ".join(f"{v:.9g}" for v in (*box, score)) for box, score in zip(boxes, scores)]
-  tmp = f"{path}.tmp"  # renamed into place: a killed job never leaves half a file
-  with open(tmp, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  os.replace(tmp, path)
-  return path
+  return atomic.write_text(path, "\n".join(lines) + "\n")  # a killed job leaves no half file
 
 
 def read_result_file(path):

@@ -3,6 +3,7 @@ import json
 import os
 from typing import Dict, Mapping
 
+from tinyfaces_tf import atomic
 from tinyfaces_tf import viz
 from tinyfaces_tf.data import result_files
 from tinyfaces_tf.data import wider_ground_truth
@@ -18,15 +19,14 @@ def evaluate_dirs(runs: Mapping[str, str], gt_dir: str, out: str) -> Dict[str, D
   gt = wider_ground_truth.read_eval_ground_truth(gt_dir)
   curves, aps = {}, {}
   for label, path in runs.items():
-    result = wider_protocol.evaluate(result_files.read_result_dir(path), gt)
+    try:
+      result = wider_protocol.evaluate(result_files.read_result_dir(path), gt)
+    except ValueError as e:
+      raise ValueError(f"{path}: {e}") from None
     aps[label] = {s: float(result.ap[s]) for s in wider_protocol.SETTINGS}
     curves[label] = {s: (result.precision[s], result.recall[s], result.ap[s])
                      for s in wider_protocol.SETTINGS}
-  os.makedirs(out, exist_ok=True)
-  tmp = os.path.join(out, f"{AP_FILE}.tmp")
-  with open(tmp, "w") as f:
-    json.dump(aps, f, indent=2)
-  os.replace(tmp, os.path.join(out, AP_FILE))
+  atomic.write_json(os.path.join(out, AP_FILE), aps)
   viz.plot_pr_curves(curves, os.path.join(out, PR_FIGURE))
   return aps
 

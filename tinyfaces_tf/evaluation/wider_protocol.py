@@ -192,6 +192,11 @@ def evaluate(predictions, gt, iou_threshold=0.5, num_thresholds=1000):
       continue
     per_image.append(checked_predictions(name, *preds[name]))
   num_extra = len(set(preds) - set(names))
+  if names and len(missing) == len(names):
+    # Scoring nothing would report AP 0 for a wrong path or an empty folder: say so instead.
+    raise ValueError(f"no predictions for any of the {len(names)} ground-truth images (e.g. "
+                     f"{names[0]}); {len(preds)} entries given: an empty or wrong results "
+                     f"directory?")
   if missing:
     logging.warning("WIDER evaluation: %d of %d images have no predictions (e.g. %s); they count "
                     "as images without detections", len(missing), len(names), missing[0])

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tinyfaces_tf import atomic
 from tinyfaces_tf import config as config_lib
 from tinyfaces_tf import imaging
 from tinyfaces_tf import models
@@ -131,13 +132,6 @@ class _SRImages(keras.callbacks.Callback):
     self.writer.flush()
 
 
-def _write_json(path, obj):
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2)
-  os.replace(tmp, path)
-
-
 def _check_run_dir(config, out_dir):
   """Writes config.json into a new run directory; in an existing one, the sections that decide
   the checkpoint's variables and the RoIs must match (ValueError naming the fields)."""
@@ -245,7 +239,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
       rois_per_second=(steps_run * tc.batch_size / gan_seconds) if steps_run else 0.0,
       metrics={k: float(v[-1]) for k, v in history.items()}, resumed_from=resumed_from,
       precision=policy)
-  _write_json(result_path, dataclasses.asdict(result))
+  atomic.write_json(result_path, dataclasses.asdict(result))
   return result
 
 
