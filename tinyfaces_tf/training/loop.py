@@ -18,6 +18,7 @@ from tinyfaces_tf import precision as precision_lib
 from tinyfaces_tf.progress import ProgressCallback
 
 RESULT_FILE = "train_result.json"
+GAN_STREAM_OFFSET = 7919  # the GAN phase's batches are another stream than the warm start's
 # Sections a resumed run must share with the run directory's config.json: they decide the
 # variables in the checkpoint and what the RoIs look like.
 _FIXED_SECTIONS = ("generator", "discriminator", "crop", "data")
@@ -151,8 +152,9 @@ def train(task, make_dataset, out_dir, steps_per_epoch=None, strategy=None, samp
 
   Args:
     task: a tinyfaces_tf.task.Task (its config and build_models).
-    make_dataset: callable(seed) -> an infinite tf.data.Dataset of GAN batch dicts (global batch).
-      Called again with a new seed on resume, so a resumed run does not replay the same batches.
+    make_dataset: callable(seed) -> an infinite tf.data.Dataset of GAN batch dicts (global batch),
+      the same stream for the same seed when deterministic. A resumed phase skips the batches it
+      already consumed (the input position is the step count in the checkpoint).
     out_dir: run directory; ``config.json``, ``checkpoints/``, ``tb/`` and ``train_result.json``.
     steps_per_epoch: RoI batches per epoch (for epoch-based schedules and ``TrainConfig.epochs``).
     strategy: a tf.distribute.Strategy (default: the current one).
@@ -206,9 +208,12 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
       return TrainResult(**json.load(f))  # a finished run: its own figures, file untouched
 
   writer = tf.summary.create_file_writer(os.path.join(out_dir, "tb", "images"))
-  dataset = make_dataset(tc.seed + resumed_from + pre_step())
+  # Each phase reads one stream, seeded by the run's seed; a resumed phase skips the batches its
+  # steps already consumed, so (with train.deterministic) a killed-and-resumed run sees exactly
+  # the batches of an uninterrupted one. Skipping re-reads those batches: seconds to minutes.
+  dataset = make_dataset(tc.seed).skip(pre_step())
   if sample_batch is None:
-    sample_batch = next(iter(dataset))
+    sample_batch = next(iter(make_dataset(tc.seed)))
   chunk = max(1, tc.checkpoint_every)
   start = time.time()
   if remaining_pre:
@@ -218,8 +223,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
         _StopOnNonFinite("pre-training", pre_step, manager),
         _CheckpointEvery(manager, total_step),
         ProgressCallback(tc.pretrain_steps, pre_step(), shown=("g_mse",))])
-  # The GAN phase draws its own batch order (seeded by where it starts).
-  dataset = make_dataset(tc.seed + 7919 + gan_step())
+  dataset = make_dataset(tc.seed + GAN_STREAM_OFFSET).skip(gan_step())
   gan_start, steps_before = time.time(), gan_step()
   history = {}
   if remaining:
