@@ -38,8 +38,10 @@ def load_image(path) -> np.ndarray:
         grey = np.clip(wide >> shift, 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
       return np.asarray(image.convert("RGB"))
-  except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some bad headers
-    raise ValueError(f"{path}: cannot decode image ({e})") from e
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    # SyntaxError: some bad headers; DecompressionBombError: over 2 x PIL's MAX_IMAGE_PIXELS
+    # (179 Mpx), more than any detector here should be handed in one piece.
+    raise ValueError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
 
 
 def write_skipped_report(path, skipped) -> str:

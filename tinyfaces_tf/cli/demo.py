@@ -19,6 +19,7 @@ flags.DEFINE_integer("steps", None, "GAN steps (default: the demo preset's).", l
 
 def main(argv):
   del argv
+  common.check_distinct_paths(data_dir=FLAGS.data_dir, run_dir=FLAGS.run_dir)
   from tinyfaces_tf import demo_job  # pylint: disable=g-import-not-at-top
   paths = demo_job.DemoPaths(FLAGS.data_dir, FLAGS.run_dir)
   metrics = demo_job.run_demo(paths, FLAGS.train_images, FLAGS.val_images, FLAGS.seed,

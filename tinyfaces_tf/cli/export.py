@@ -29,6 +29,7 @@ def main(argv):
   from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
   if FLAGS.config is None:
     FLAGS.config = FLAGS.run_dir
+  common.check_distinct_paths(out=FLAGS.out, run_dir=FLAGS.run_dir)
   trained = config_lib.load_run_config(FLAGS.run_dir)
   cfg = config_flags.config_from_flags()
   changed = [name for name in config_lib.differences(trained, cfg)

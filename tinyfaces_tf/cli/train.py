@@ -41,6 +41,7 @@ def main(argv):
     common.usage_error("--out_dir is required")
   if not FLAGS.synthetic and not FLAGS.data_dir:
     common.usage_error("give --data_dir (built training RoIs) or --synthetic")
+  common.check_distinct_paths(out_dir=FLAGS.out_dir, data_dir=FLAGS.data_dir)
   cfg = config_flags.config_from_flags()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
   from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
