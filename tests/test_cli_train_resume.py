@@ -30,9 +30,12 @@ def test_sigkill_then_resume(tmp_path):
   ckpt_dir = out / "checkpoints"
   deadline = time.time() + 240
   try:
-    # Wait for a GAN-phase checkpoint (numbers count pre-training + GAN steps, 2 + 8 = 10).
+    # Wait for a GAN-phase checkpoint (numbers count pre-training + GAN steps, 2 + 8 = 10) to be
+    # recorded in the checkpoint state file (written last, atomically, by the CheckpointManager):
+    # its .index file alone can appear before the save completes.
     while time.time() < deadline and proc.poll() is None:
-      if any(int(p.name[5:-6]) >= 10 for p in ckpt_dir.glob("ckpt-*.index")):
+      state = tf.train.get_checkpoint_state(str(ckpt_dir)) if ckpt_dir.exists() else None
+      if state and int(state.model_checkpoint_path.rsplit("-", 1)[1]) >= 10:
         break
       time.sleep(0.2)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import scipy.io
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tinyfaces_tf import config as config_lib
 from tinyfaces_tf import task as task_lib
@@ -213,7 +214,6 @@ def test_a_roi_build_skips_and_lists_a_broken_image(tmp_path):
 
 
 # Fuzzing: every input either parses or raises ValueError "FILE:LINE: ...", never another error.
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 _TEXT = st.text(alphabet="0123456789 -.\n\r\t/abcjpgxyz\ufeff", max_size=200)
 

@@ -190,7 +190,7 @@ def field_types(cls) -> dict:
   return typing.get_type_hints(cls)
 
 
-def _optional_inner(tp):
+def optional_inner(tp):
   """T for Optional[T] / T | None, else None."""
   if typing.get_origin(tp) in (typing.Union, types.UnionType):
     args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -200,7 +200,7 @@ def _optional_inner(tp):
 
 
 def _value(tp, value, where):
-  inner = _optional_inner(tp)
+  inner = optional_inner(tp)
   if inner is not None:
     return None if value is None else _value(inner, value, where)
   if dataclasses.is_dataclass(tp):

@@ -65,7 +65,7 @@ class Task:
       print(f"Cutting {self.adapter.rois_dataset}/{builder.builder_config.name} RoIs into "
             f"{tfds_dir}", flush=True)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=os.path.abspath(self.adapter._require_root())))  # pylint: disable=protected-access
+        manual_dir=os.path.abspath(self.adapter.require_root())))
     skipped = [item for items in getattr(builder, "skipped_images", {}).values() for item in items]
     if skipped:
       from tinyfaces_tf import imaging  # pylint: disable=g-import-not-at-top

@@ -44,12 +44,14 @@ from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
 from absl import logging  # noqa: E402  pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
-# Exceptions that mean "the input is wrong" (a missing file, a malformed annotation, a bad value):
-# the user gets their message, not a traceback.
+
+
 class UsageError(ValueError):
   """A bad flag or argument combination."""
 
 
+# Exceptions that mean "the input is wrong" (a missing file, a malformed annotation, a bad value,
+# a diverged run): the user gets their message, not a traceback.
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
                ValueError, FloatingPointError)
 

@@ -52,7 +52,7 @@ class _FieldParser(flags.ArgumentParser):
 
   def __init__(self, tp, choices=None):
     self.tp, self.choices = tp, choices
-    inner = config_lib._optional_inner(tp)  # pylint: disable=protected-access
+    inner = config_lib.optional_inner(tp)
     self.optional, self.base = inner is not None, inner if inner is not None else tp
     names = {bool: "bool", int: "int", float: "float", str: "string"}
     if typing.get_origin(self.base) is tuple:

@@ -22,7 +22,7 @@ class DatasetAdapter(abc.ABC):
   def __init__(self, root: Optional[str] = None):
     self.root = None if root is None else os.fspath(root)
 
-  def _require_root(self):
+  def require_root(self):
     if self.root is None:
       raise ValueError(f"the {self.family} adapter needs the dataset's root directory")
     return self.root
@@ -59,7 +59,7 @@ class WiderFaceAdapter(DatasetAdapter):
 
   def dataset(self):
     from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
-    return wider_face.WiderFace(self._require_root())
+    return wider_face.WiderFace(self.require_root())
 
   def image_names(self, split):
     return self.dataset().names(split)
