@@ -11,7 +11,7 @@ export PYTHONHASHSEED ?= 0
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,coco,tfds-cli]"
+	$(PY) -m pip install --quiet -e ".[test,coco,beam,tfds-cli]"
 	touch $@
 
 venv: $(VENV)/.installed

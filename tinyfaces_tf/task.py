@@ -6,11 +6,20 @@ one config; the dataset family comes in through its adapter (``data/adapters.py`
 ``tinyfaces-train``, ``tinyfaces-detect``, ``tinyfaces-export``, the demo job and
 ``experiments/run.py`` all go through here.
 """
+import glob
 import os
 from typing import Callable, Optional, Tuple
 
 from tinyfaces_tf import config as config_lib
 from tinyfaces_tf.data import adapters
+
+
+# make_dataset(seed, input_context=None) -> tf.data.Dataset of training batches.
+MakeDataset = Callable[..., "tf.data.Dataset"]
+
+
+def _batch_size(global_batch, input_context):
+  return input_context.get_per_replica_batch_size(global_batch) if input_context else global_batch
 
 
 class Task:
@@ -55,31 +64,55 @@ class Task:
     """The TFDS BuilderConfig of this config's RoIs (crop + sampler)."""
     return self.adapter.roi_config_name(self.config.crop, self.config.sampler)
 
-  def build_rois(self, tfds_dir: str) -> dict:
+  def build_rois(self, tfds_dir: str, proposer: Optional[str] = None,
+                 beam_pipeline_options: Optional[str] = None) -> dict:
     """Builds the training RoIs of this config from the adapter's root into ``tfds_dir`` (a no-op
-    when built); returns {split: examples}. Undecodable images are skipped and listed in
-    ``tfds_dir/<dataset>-<config>-skipped_images.txt``."""
+    when built); returns {split: examples}.
+
+    Args:
+      tfds_dir: the TFDS data_dir.
+      proposer: a proposer spec run (in the workers) on images without a proposal file.
+      beam_pipeline_options: "opt=value,..." as `tfds build --beam_pipeline_options` takes them
+        (e.g. "direct_num_workers=2,direct_running_mode=multi_processing", or a Dataflow / Flink /
+        Spark runner's options). Beam is used whenever apache-beam is installed (in-process
+        DirectRunner without options); the examples are the same either way.
+
+    Undecodable images are skipped and listed in
+    ``tfds_dir/<dataset>-<config>-<split>-skipped_images.txt``.
+    """
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    builder = self.adapter.roi_builder(self.config.crop, self.config.sampler, tfds_dir)
+    builder = self.adapter.roi_builder(self.config.crop, self.config.sampler, tfds_dir,
+                                       proposer=proposer, skipped_dir=tfds_dir)
+    reports = os.path.join(tfds_dir, f"{builder.name}-{builder.builder_config.name}-*"
+                                     "-skipped_images.txt")
     if not builder.is_prepared():
-      print(f"Cutting {self.adapter.rois_dataset}/{builder.builder_config.name} RoIs into "
-            f"{tfds_dir}", flush=True)
+      print(f"Cutting {builder.name}/{builder.builder_config.name} RoIs into {tfds_dir}"
+            f"{' with Apache Beam' if builder.beam else ''}", flush=True)
+      for stale in glob.glob(reports):
+        os.remove(stale)
+    beam_options = None
+    if builder.beam:
+      beam = tfds.core.lazy_imports.apache_beam
+      beam_options = beam.options.pipeline_options.PipelineOptions(
+          flags=[f"--{option}" for option in (beam_pipeline_options or "").split(",") if option])
+    elif beam_pipeline_options:
+      raise ValueError("beam_pipeline_options given but apache-beam is not installed "
+                       "(pip install 'tinyfaces_tf[beam]')")
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=os.path.abspath(self.adapter.require_root())))
-    skipped = [item for items in getattr(builder, "skipped_images", {}).values() for item in items]
-    if skipped:
-      from tinyfaces_tf import imaging  # pylint: disable=g-import-not-at-top
-      report = imaging.write_skipped_report(os.path.join(
-          tfds_dir, f"{self.adapter.rois_dataset}-{builder.builder_config.name}"
-                    "-skipped_images.txt"), skipped)
+        manual_dir=os.path.abspath(self.adapter.require_root()), beam_options=beam_options))
+    for report in sorted(glob.glob(reports)):
+      with open(report) as f:
+        skipped = [line.rstrip("\n").split("\t", 1) for line in f]
       for path, reason in skipped[-10:]:
         print(f"skipped {path}: {reason}")
       print(f"{len(skipped)} undecodable image(s) skipped, listed in {report}", flush=True)
     return {split: info.num_examples for split, info in builder.info.splits.items()}
 
   def build_train_dataset(self, tfds_dir: str, split: str = "train"
-                          ) -> Tuple[Callable[[int], "tf.data.Dataset"], int]:
-    """(make_dataset(seed) -> infinite batched dataset, steps per epoch) from built RoIs."""
+                          ) -> Tuple[MakeDataset, int]:
+    """(make_dataset(seed, input_context=None) -> infinite batched dataset, steps per epoch) from
+    built RoIs. With an input context (tf.distribute), the dataset is that input pipeline's shard
+    of the examples, batched at the per-replica size."""
     from tinyfaces_tf.data import pipeline  # pylint: disable=g-import-not-at-top
     cfg = self.config
     name, dataset_name = self.rois_config_name, self.adapter.rois_dataset
@@ -87,19 +120,26 @@ class Task:
     examples = pipeline.count_examples(tfds_dir, split, name, dataset_name=dataset_name)
     steps_per_epoch = max(1, examples // cfg.train.batch_size)
 
-    def make_dataset(seed):
+    def make_dataset(seed, input_context=None):
       return pipeline.make_training_dataset(
-          source, cfg.pipeline, cfg.train.batch_size, seed=seed,
-          deterministic=cfg.train.deterministic, crop=cfg.crop)
+          source, cfg.pipeline, _batch_size(cfg.train.batch_size, input_context), seed=seed,
+          deterministic=cfg.train.deterministic, crop=cfg.crop, input_context=input_context)
 
     return make_dataset, steps_per_epoch
 
-  def build_synthetic_dataset(self) -> Callable[[int], "tf.data.Dataset"]:
-    """make_dataset(seed) of random batches shaped like this config's patches."""
+  def build_synthetic_dataset(self) -> MakeDataset:
+    """make_dataset(seed, input_context=None) of random batches shaped like this config's
+    patches (each input pipeline draws its own)."""
     from tinyfaces_tf.training import synthetic  # pylint: disable=g-import-not-at-top
     cfg = self.config
-    return lambda seed: synthetic.synthetic_dataset(
-        cfg.train.batch_size, seed, cfg.crop, cfg.discriminator.num_classes)
+
+    def make_dataset(seed, input_context=None):
+      pipeline_id = input_context.input_pipeline_id if input_context else 0
+      return synthetic.synthetic_dataset(_batch_size(cfg.train.batch_size, input_context),
+                                         seed + pipeline_id, cfg.crop,
+                                         cfg.discriminator.num_classes)
+
+    return make_dataset
 
   def train(self, make_dataset, out_dir: str, steps_per_epoch: Optional[int] = None,
             strategy=None):
@@ -114,10 +154,17 @@ class Task:
     from tinyfaces_tf.detection import detector  # pylint: disable=g-import-not-at-top
     return detector.Detector(generator, discriminator, self.config.crop, self.config.detect)
 
-  def export(self, generator, discriminator, path: str) -> str:
-    """A SavedModel of the detector, with this config in its assets."""
+  def export(self, generator, discriminator, path: str, strategy=None) -> Optional[str]:
+    """A SavedModel of the detector, with this config in its assets. Under a multi-worker
+    ``strategy`` every worker must call this; only the chief's export is kept (and its path
+    returned; None elsewhere)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
-    return export.export_saved_model(generator, discriminator, path, self.config)
+    from tinyfaces_tf.training import workers  # pylint: disable=g-import-not-at-top
+    strategy = strategy or tf.distribute.get_strategy()
+    with workers.write_dir(path, strategy) as own_path:
+      written = export.export_saved_model(generator, discriminator, own_path, self.config)
+    return written if own_path == path else None
 
   def build_proposer(self, spec: str):
     """A proposer from its spec ("mtcnn", "results:DIR", "windows"), capped at the config's RoI

@@ -21,7 +21,11 @@ flags.DEFINE_string("out_dir", None, "Run directory (config.json, checkpoints/, 
 flags.DEFINE_string("data_dir", None, "TFDS data_dir holding the built training RoIs "
                     "(tfds build tinyfaces_tf/datasets/wider_face_rois ...).")
 flags.DEFINE_boolean("synthetic", False, "Train on random tensors (smoke runs, benchmarks).")
-flags.DEFINE_enum("distribute", "default", DISTRIBUTE, "tf.distribute strategy.")
+flags.DEFINE_enum("distribute", "default", DISTRIBUTE,
+                  "tf.distribute strategy: mirrored = every local GPU (or logical device); "
+                  "multiworker = MultiWorkerMirroredStrategy over the TF_CONFIG cluster (run the "
+                  "same command on every worker, same --out_dir on shared storage; only the "
+                  "chief writes there).")
 flags.DEFINE_boolean("export", True, "Write a SavedModel to <out_dir>/export after training.")
 
 
@@ -47,20 +51,23 @@ def main(argv):
   from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
   if cfg.train.deterministic:
     tf.config.experimental.enable_op_determinism()
+  # Before any other TF work: MultiWorkerMirroredStrategy configures the runtime's collectives.
+  strategy = _strategy(FLAGS.distribute)
   task = task_lib.Task(cfg)
   steps_per_epoch = None
   if FLAGS.synthetic:
     make_dataset = task.build_synthetic_dataset()
   else:
     make_dataset, steps_per_epoch = task.build_train_dataset(FLAGS.data_dir)
-  result, gan = task.train(make_dataset, FLAGS.out_dir, steps_per_epoch,
-                           _strategy(FLAGS.distribute))
+  result, gan = task.train(make_dataset, FLAGS.out_dir, steps_per_epoch, strategy)
   print(f"Trained {result.steps} GAN steps ({result.resumed_from} resumed) in "
         f"{result.seconds:.0f}s, {result.rois_per_second:.1f} RoIs/s, {result.precision}")
   if FLAGS.export:
     import os  # pylint: disable=g-import-not-at-top
-    path = task.export(gan.generator, gan.discriminator, os.path.join(FLAGS.out_dir, "export"))
-    print(f"Exported SavedModel {path}")
+    path = task.export(gan.generator, gan.discriminator, os.path.join(FLAGS.out_dir, "export"),
+                       strategy)
+    if path:  # None on a non-chief worker (its export went to a temporary directory)
+      print(f"Exported SavedModel {path}")
   return 0
 
 

@@ -36,8 +36,9 @@ class DatasetAdapter(abc.ABC):
     """The folder a split's image names are relative to."""
 
   @abc.abstractmethod
-  def roi_builder(self, crop, sampler, data_dir: str):
-    """The TFDS builder of training RoIs cut with ``crop`` and ``sampler``, reading ``root``."""
+  def roi_builder(self, crop, sampler, data_dir: str, **builder_kwargs):
+    """The TFDS builder of training RoIs cut with ``crop`` and ``sampler``, reading ``root``;
+    ``builder_kwargs`` (beam, proposer, skipped_dir) go to the builder."""
 
   @abc.abstractmethod
   def write_detections(self, results_dir: str, image_name: str, boxes_xyxy, scores) -> str:
@@ -67,13 +68,13 @@ class WiderFaceAdapter(DatasetAdapter):
   def image_root(self, split):
     return self.dataset().images_dir(split)
 
-  def roi_builder(self, crop, sampler, data_dir):
+  def roi_builder(self, crop, sampler, data_dir, **builder_kwargs):
     # pylint: disable=g-import-not-at-top  (tensorflow_datasets is slow to import)
     from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builder as rois
     config = rois.WiderFaceRoisConfig(crop=crop, sampler=sampler)
     if config.name in rois.Builder.builder_configs:  # TFDS wants predefined configs by name
       config = config.name
-    return rois.Builder(config=config, data_dir=os.fspath(data_dir))
+    return rois.Builder(config=config, data_dir=os.fspath(data_dir), **builder_kwargs)
 
   def roi_config_name(self, crop, sampler):
     from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builder as rois

@@ -23,6 +23,7 @@ class JobSummary:
   images: int = 0                                   # images processed
   detections: int = 0                               # boxes written
   skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason)
+  already_done: int = 0                             # images a resumed job found finished
 
   def write_skipped(self, out_dir: str) -> Optional[str]:
     """Lists the skipped images in ``out_dir/skipped_images.txt`` (only when there are any)."""
@@ -51,12 +52,30 @@ def iter_images(image_root: str, names: Sequence[str], summary: JobSummary,
 Writer = Callable[[str, str, np.ndarray, np.ndarray], str]
 
 
+def shard(names: Sequence[str], index: int, count: int) -> List[str]:
+  """Shard ``index`` of ``count`` (every count-th name from the index-th: each shard gets a
+  similar mix of events, and the shards together are ``names``, each name once)."""
+  if not 0 <= index < count:
+    raise ValueError(f"shard {index}/{count}: expected 0 <= index < count")
+  return list(names)[index::count]
+
+
 def propose_split(proposer, image_root: str, names: Sequence[str], out_dir: str,
                   limit: Optional[int] = None,
-                  write: Writer = result_files.write_detections) -> JobSummary:
-  """Writes the proposer's boxes and scores for every image as result files under ``out_dir``."""
+                  write: Writer = result_files.write_detections,
+                  done: Optional[Callable[[str], bool]] = None) -> JobSummary:
+  """Writes the proposer's boxes and scores for every image as result files under ``out_dir``.
+
+  ``done(name)`` -> True skips an image whose result is already written (result files are
+  written atomically, so one that exists is complete): a killed job run again resumes.
+  """
   summary = JobSummary()
-  for name, image in iter_images(image_root, list(names)[:limit], summary):
+  names = list(names)[:limit]
+  if done is not None:
+    todo = [name for name in names if not done(name)]
+    summary.already_done = len(names) - len(todo)
+    names = todo
+  for name, image in iter_images(image_root, names, summary):
     proposals = proposer.propose(image, name)
     write(out_dir, name, proposals.boxes, proposals.scores)
     summary.detections += len(proposals)

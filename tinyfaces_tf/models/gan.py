@@ -39,7 +39,30 @@ def _replica_scaled(loss):
   return loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
 
 
-class TinyFacesGAN(keras.Model):
+def _logged(results):
+  """fit's logs of one step. Across workers Keras 3 averages them with
+  ``strategy.reduce(MEAN, axis=0)``, which needs a leading axis (scalars fail there)."""
+  strategy = tf.distribute.get_strategy()
+  if (tf.distribute.has_strategy()  # replicas in other processes too:
+      and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)):
+    return {name: tf.reshape(value, [1]) for name, value in results.items()}
+  return results
+
+
+class _BuiltBeforeFit(keras.Model):
+  """A model whose sub-models and optimizers are built before ``fit`` (``training/loop.py``).
+
+  Under a tf.distribute strategy, Keras 3's ``fit`` first draws one batch from the iterator to
+  build the model symbolically, and drops it (a stream that a resumed run replays would then be
+  one batch off), and under MultiWorkerMirroredStrategy it fails reducing a dict batch. These
+  models have nothing left to build, so the draw is skipped.
+  """
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    del iterator, data_batch
+
+
+class TinyFacesGAN(_BuiltBeforeFit):
   """Generator + multi-task discriminator trained with journal Eq (10) (G) and Eq (11) (D).
 
   Batches are dicts ``lr`` [N,16,16,3], ``hr`` [N,64,64,3] (model range), ``label`` [N] and
@@ -123,7 +146,7 @@ class TinyFacesGAN(keras.Model):
         self.trackers[name].update_state(value)
     self.trackers["acc_hr"].update_state(face_accuracy(d_real["cls_logits"], labels))
     self.trackers["acc_sr"].update_state(face_accuracy(d_fake["cls_logits"], labels))
-    return {m.name: m.result() for m in self.metrics}
+    return _logged({m.name: m.result() for m in self.metrics})
 
   def test_step(self, data):
     batch = _unpack(data)
@@ -136,7 +159,7 @@ class TinyFacesGAN(keras.Model):
     return self._report({**d_terms, **g_terms}, d_real, d_fake, labels)
 
 
-class SRPretrainer(keras.Model):
+class SRPretrainer(_BuiltBeforeFit):
   """The MSE-only generator warm start both papers use ("we first train an MSE-based SR network")."""
 
   def __init__(self, generator, **kwargs):
@@ -164,7 +187,7 @@ class SRPretrainer(keras.Model):
     variables = self.generator.trainable_variables
     self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
     self.mse_tracker.update_state(loss)
-    return {"g_mse": self.mse_tracker.result()}
+    return _logged({"g_mse": self.mse_tracker.result()})
 
   def test_step(self, data):
     batch = _unpack(data)

@@ -16,6 +16,7 @@ from tinyfaces_tf import imaging
 from tinyfaces_tf import models
 from tinyfaces_tf import precision as precision_lib
 from tinyfaces_tf.progress import ProgressCallback
+from tinyfaces_tf.training import workers
 
 RESULT_FILE = "train_result.json"
 GAN_STREAM_OFFSET = 7919  # the GAN phase's batches are another stream than the warm start's
@@ -136,6 +137,7 @@ class _SRImages(keras.callbacks.Callback):
 def _check_run_dir(config, out_dir):
   """Writes config.json into a new run directory; in an existing one, the sections that decide
   the checkpoint's variables and the RoIs must match (ValueError naming the fields)."""
+  os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, config_lib.CONFIG_FILE)
   if os.path.exists(path):
     before = config_lib.load(path)
@@ -152,10 +154,15 @@ def train(task, make_dataset, out_dir, steps_per_epoch=None, strategy=None, samp
 
   Args:
     task: a tinyfaces_tf.task.Task (its config and build_models).
-    make_dataset: callable(seed) -> an infinite tf.data.Dataset of GAN batch dicts (global batch),
-      the same stream for the same seed when deterministic. A resumed phase skips the batches it
-      already consumed (the input position is the step count in the checkpoint).
+    make_dataset: callable(seed, input_context=None) -> an infinite tf.data.Dataset of GAN batch
+      dicts, the same stream for the same seed when deterministic. Without an input context the
+      batches are global; under a strategy with several replicas it is called through
+      ``strategy.distribute_datasets_from_function`` and returns this input pipeline's shard at
+      the per-replica batch size. A resumed phase skips the batches it already consumed (the
+      input position is the step count in the checkpoint).
     out_dir: run directory; ``config.json``, ``checkpoints/``, ``tb/`` and ``train_result.json``.
+      Only the chief writes there; other workers restore from its checkpoints and save into a
+      temporary directory of their own (``training/workers.py``).
     steps_per_epoch: RoI batches per epoch (for epoch-based schedules and ``TrainConfig.epochs``).
     strategy: a tf.distribute.Strategy (default: the current one).
     sample_batch: optional batch for TensorBoard SR grids (default: the dataset's first batch).
@@ -166,11 +173,11 @@ def train(task, make_dataset, out_dir, steps_per_epoch=None, strategy=None, samp
   """
   config = task.config
   tc = config.train
-  os.makedirs(out_dir, exist_ok=True)
-  _check_run_dir(config, out_dir)
+  strategy = strategy or tf.distribute.get_strategy()
+  if workers.is_chief(strategy):
+    _check_run_dir(config, out_dir)
   with precision_lib.policy_scope(tc.precision) as policy:
     keras.utils.set_random_seed(tc.seed)  # weight init follows the seed (a resume restores it)
-    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
       generator, discriminator = task.build_models()
       g_opt, d_opt, pre_opt = make_optimizers(config.optimizer, steps_per_epoch or 1)
@@ -181,17 +188,37 @@ def train(task, make_dataset, out_dir, steps_per_epoch=None, strategy=None, samp
       gan.g_optimizer.build(generator.trainable_variables)
       gan.d_optimizer.build(discriminator.trainable_variables)
       pretrainer.optimizer.build(generator.trainable_variables)
-    result = _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample_batch,
-                  policy)
+    with workers.write_dir(out_dir, strategy) as own_dir:
+      result = _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy,
+                    steps_per_epoch, sample_batch, policy)
   return result, gan
 
 
-def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample_batch, policy):
+def _input(strategy, make_dataset, seed, steps_done):
+  """The phase's stream from ``steps_done`` steps on: a plain dataset on one replica, else one
+  pipeline per worker through ``distribute_datasets_from_function`` (each reads its own shard
+  at the per-replica batch; one step takes a batch per local replica from it)."""
+  if strategy.num_replicas_in_sync == 1:
+    return make_dataset(seed).skip(steps_done)
+
+  def dataset_fn(input_context):
+    batches_per_step = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+    return make_dataset(seed, input_context).skip(steps_done * batches_per_step)
+
+  return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, steps_per_epoch,
+         sample_batch, policy):
   tc = config.train
   generator = gan.generator
+  chief = own_dir == out_dir
   ckpt = models.make_checkpoint(gan, pretrain_optimizer=pretrainer.optimizer)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(out_dir, "checkpoints"),
                                        max_to_keep=tc.keep_checkpoints)
+  # Every worker resumes from the chief's checkpoints; a non-chief saves into its own directory.
+  save_manager = manager if chief else tf.train.CheckpointManager(
+      ckpt, os.path.join(own_dir, "checkpoints"), max_to_keep=1)
   restored = restore_latest_good(ckpt, manager)
   if restored:
     logging.info("resumed from %s", restored)
@@ -207,12 +234,11 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
     with open(result_path) as f:
       return TrainResult(**json.load(f))  # a finished run: its own figures, file untouched
 
-  writer = tf.summary.create_file_writer(os.path.join(out_dir, "tb", "images"))
   # Each phase reads one stream, seeded by the run's seed; a resumed phase skips the batches its
   # steps already consumed, so (with train.deterministic) a killed-and-resumed run sees exactly
   # the batches of an uninterrupted one. Skipping re-reads those batches: seconds to minutes.
-  dataset = make_dataset(tc.seed).skip(pre_step())
-  if sample_batch is None:
+  dataset = _input(strategy, make_dataset, tc.seed, pre_step())
+  if chief and sample_batch is None:
     sample_batch = next(iter(make_dataset(tc.seed)))
   chunk = max(1, tc.checkpoint_every)
   start = time.time()
@@ -221,9 +247,9 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
           flush=True)
     _fit_in_chunks(pretrainer, dataset, remaining_pre, chunk, pre_step, [
         _StopOnNonFinite("pre-training", pre_step, manager),
-        _CheckpointEvery(manager, total_step),
+        _CheckpointEvery(save_manager, total_step),
         ProgressCallback(tc.pretrain_steps, pre_step(), shown=("g_mse",))])
-  dataset = make_dataset(tc.seed + GAN_STREAM_OFFSET).skip(gan_step())
+  dataset = _input(strategy, make_dataset, tc.seed + GAN_STREAM_OFFSET, gan_step())
   gan_start, steps_before = time.time(), gan_step()
   history = {}
   if remaining:
@@ -231,10 +257,12 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
           flush=True)
     callbacks = [
         _StopOnNonFinite("GAN", gan_step, manager),
-        _CheckpointEvery(manager, total_step),
-        keras.callbacks.TensorBoard(os.path.join(out_dir, "tb"), update_freq="epoch"),
-        _SRImages(writer, sample_batch, generator, gan_step),
+        _CheckpointEvery(save_manager, total_step),
         ProgressCallback(n_total, gan_step(), shown=("d_loss", "g_loss", "g_mse"))]
+    if chief:  # TensorBoard is the chief's alone
+      writer = tf.summary.create_file_writer(os.path.join(out_dir, "tb", "images"))
+      callbacks += [keras.callbacks.TensorBoard(os.path.join(out_dir, "tb"), update_freq="epoch"),
+                    _SRImages(writer, sample_batch, generator, gan_step)]
     history = _fit_in_chunks(gan, dataset, remaining, chunk, gan_step, callbacks)
   gan_seconds = time.time() - gan_start
   steps_run = gan_step() - steps_before
@@ -243,7 +271,8 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, steps_per_epoch, sample
       rois_per_second=(steps_run * tc.batch_size / gan_seconds) if steps_run else 0.0,
       metrics={k: float(v[-1]) for k, v in history.items()}, resumed_from=resumed_from,
       precision=policy)
-  atomic.write_json(result_path, dataclasses.asdict(result))
+  if chief:
+    atomic.write_json(result_path, dataclasses.asdict(result))
   return result
 
 

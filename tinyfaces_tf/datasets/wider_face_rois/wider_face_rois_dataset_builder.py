@@ -21,7 +21,10 @@ config an ExperimentConfig names (any crop and sampler settings) from Python.
 """
 import dataclasses
 import hashlib
+import importlib.util
 import json
+import os
+from typing import Iterator, Optional, Tuple
 
 from absl import logging
 from etils import epath
@@ -105,10 +108,33 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   positives and random background windows only (tinyfaces_tf.data.roi_sampler).
   """
 
-  def __init__(self, *args, **kwargs):
+  def __init__(self, *args, beam: Optional[bool] = None, proposer: Optional[str] = None,
+               skipped_dir: Optional[str] = None, **kwargs):
+    """TFDS builder arguments, plus:
+
+    Args:
+      beam: build with Apache Beam (images spread over the runner's workers; TFDS's Beam dataset
+        pattern, `--beam_pipeline_options` of `tfds build`). None: when apache-beam is
+        installed. Either way gives the same examples (per-image keys and seeds).
+      proposer: a proposer spec ("mtcnn", "windows", "results:DIR") run on the images that have
+        no proposal file under <manual_dir>/proposals/<split>/ (in the workers, under Beam).
+        None: such images get ground-truth jitter and random background windows only.
+      skipped_dir: where "<name>-<config>-<split>-skipped_images.txt" lists the images a build
+        skipped as undecodable (written only when there are some). None: they are logged and
+        counted only (``skipped_images``; under Beam, the "skipped_images" metric).
+    """
     super().__init__(*args, **kwargs)
-    # WIDER split -> [(path, reason)] of the images the last build skipped as undecodable.
+    self.beam = _beam_available() if beam is None else beam
+    self.proposer, self.skipped_dir = proposer, skipped_dir
+    # WIDER split -> [(path, reason)] of the images the last in-process build skipped.
     self.skipped_images = {}
+
+  def skipped_report(self, split: str) -> Optional[str]:
+    """The path a build lists the split's skipped images in (None without skipped_dir)."""
+    if not self.skipped_dir:
+      return None
+    return os.path.join(self.skipped_dir,
+                        f"{self.name}-{self.builder_config.name}-{split}-skipped_images.txt")
 
   def _info(self) -> tfds.core.DatasetInfo:
     crop = self.builder_config.crop
@@ -144,44 +170,125 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             for tfds_split, split in SPLITS.items()}
 
   def _generate_examples(self, root, split):
-    dataset = wider_face.WiderFace(str(root))
-    proposals = _read_proposals(epath.Path(dataset.proposals_dir(split)))
-    crop, sampler = self.builder_config.crop, self.builder_config.sampler
+    annotations = wider_face.WiderFace(str(root)).annotations(split)
+    examples = ImageExamples(str(root), split, self.builder_config.crop,
+                             self.builder_config.sampler, self.proposer)
+    if self.beam:
+      return _beam_examples(annotations, examples, self.skipped_report(split))
+    return self._examples_in_process(annotations, examples, split)
+
+  def _examples_in_process(self, annotations, examples, split):
     skipped = self.skipped_images.setdefault(split, [])
-    for annotation in dataset.annotations(split):
-      name = annotation.name
+    for annotation in annotations:
       try:
-        image = dataset.read_image(split, name)
-      except (ValueError, FileNotFoundError) as e:  # one bad file never stops a 32k-image build
+        yield from examples(annotation)
+      except UnreadableImageError as e:  # one bad file never stops a 32k-image build
         logging.warning("skipping %s", e)
-        skipped.append((dataset.image_path(split, name), str(e)))
-        continue
-      rng = np.random.default_rng(image_seed(name))
-      proposal_boxes = None
-      if proposals is not None:  # images the proposer found nothing in may lack a file
-        proposal_boxes = proposals.get(f"{annotation.event}/{annotation.stem}")
-      examples = roi_sampler.make_training_examples(
-          image, annotation.boxes_xyxy, annotation.valid, proposal_boxes, sampler, crop, rng)
-      lr = imaging.to_uint8(examples["lr"]).numpy()
-      hr = imaging.to_uint8(examples["hr"]).numpy()
-      for i in range(len(lr)):
-        yield f"{name}#{i}", {
-            "lr": lr[i],
-            "hr": hr[i],
-            "label": int(examples["labels"][i]),
-            "box_target": np.asarray(examples["box_targets"][i], np.float32),
-            "roi": np.asarray(examples["rois"][i], np.float32),
-            "iou": float(examples["ious"][i]),
-            "image/filename": name,
-        }
+        skipped.append((examples.image_path(annotation.name), str(e)))
+    if skipped and self.skipped_dir:
+      imaging.write_skipped_report(self.skipped_report(split), skipped)
 
 
-def _read_proposals(directory):
-  """{"event/stem": xyxy float32 [P, 4]} from WIDER result files, or None without the folder."""
-  if not directory.exists():
-    return None
-  results = result_files.read_result_dir(str(directory))
-  return {key: boxes.xywh_to_xyxy(xywh) for key, (xywh, _) in results.items()}
+class UnreadableImageError(Exception):
+  """An image that is missing or cannot be decoded: skipped and listed, the build goes on."""
+
+
+def _beam_available() -> bool:
+  return importlib.util.find_spec("apache_beam") is not None
+
+
+class ImageExamples:
+  """The (key, example) pairs of one annotated image: read it, take its proposals (a file under
+  <root>/proposals/<split>/, else the proposer's, else none), sample and crop RoIs with the
+  image's own seed. Picklable, so Beam can ship it to workers; the proposer is built where it
+  runs, once per process."""
+
+  def __init__(self, root: str, split: str, crop: roi_crop.CropConfig,
+               sampler: roi_sampler.RoiSamplerConfig, proposer: Optional[str] = None):
+    self.dataset = wider_face.WiderFace(root)
+    self.split, self.crop, self.sampler, self.proposer_spec = split, crop, sampler, proposer
+    self._proposer = None
+
+  def __getstate__(self):
+    return dict(self.__dict__, _proposer=None)
+
+  def image_path(self, name: str) -> str:
+    return self.dataset.image_path(self.split, name)
+
+  def proposals(self, name: str, image: np.ndarray) -> Optional[np.ndarray]:
+    """xyxy float32 [P, 4] proposals of one image, or None."""
+    path = result_files.result_path(self.dataset.proposals_dir(self.split), name)
+    if epath.Path(path).exists():  # (TFDS builders use epath: GCS and other file systems)
+      xywh, _ = result_files.read_result_file(path)
+      return boxes.xywh_to_xyxy(xywh).astype(np.float32)
+    if self.proposer_spec is None:
+      return None
+    if self._proposer is None:
+      from tinyfaces_tf import proposals  # pylint: disable=g-import-not-at-top
+      self._proposer = proposals.make_proposer(self.proposer_spec)
+    return self._proposer.propose(image, name).boxes
+
+  def __call__(self, annotation) -> Iterator[Tuple[str, dict]]:
+    """Raises UnreadableImageError for an image that cannot be read (a malformed proposal file
+    raises ValueError naming its line: that stops the build)."""
+    name = annotation.name
+    try:
+      image = self.dataset.read_image(self.split, name)
+    except (ValueError, FileNotFoundError) as e:
+      raise UnreadableImageError(str(e)) from e
+    rng = np.random.default_rng(image_seed(name))
+    examples = roi_sampler.make_training_examples(
+        image, annotation.boxes_xyxy, annotation.valid, self.proposals(name, image),
+        self.sampler, self.crop, rng)
+    lr = imaging.to_uint8(examples["lr"]).numpy()
+    hr = imaging.to_uint8(examples["hr"]).numpy()
+    for i in range(len(lr)):
+      yield f"{name}#{i}", {
+          "lr": lr[i],
+          "hr": hr[i],
+          "label": int(examples["labels"][i]),
+          "box_target": np.asarray(examples["box_targets"][i], np.float32),
+          "roi": np.asarray(examples["rois"][i], np.float32),
+          "iou": float(examples["ious"][i]),
+          "image/filename": name,
+      }
+
+
+_SKIPPED = "skipped"
+
+
+def _beam_examples(annotations, examples: ImageExamples, skipped_report: Optional[str]):
+  """The Beam PTransform of a split: annotations -> workers -> (key, example) pairs; undecodable
+  images go to the "skipped_images" counter and, with a report path, into that file."""
+  beam = tfds.core.lazy_imports.apache_beam
+
+  def image_examples(annotation):
+    try:
+      yield from examples(annotation)
+    except UnreadableImageError as e:
+      logging.warning("skipping %s", e)
+      beam.metrics.Metrics.counter("wider_face_rois", "skipped_images").inc()
+      yield beam.pvalue.TaggedOutput(_SKIPPED, (examples.image_path(annotation.name), str(e)))
+
+  @beam.ptransform_fn
+  def split_examples(root):
+    outputs = (root
+               | "Annotations" >> beam.Create(annotations)
+               # Spreads the images over the workers (Create's output stays in one bundle).
+               | "Reshuffle" >> beam.Reshuffle()
+               | "Examples" >> beam.FlatMap(image_examples).with_outputs(_SKIPPED, main="examples"))
+    if skipped_report:
+      _ = (outputs[_SKIPPED]
+           | "Skipped" >> beam.combiners.ToList()
+           | "Report" >> beam.Map(_write_report, skipped_report))
+    return outputs.examples
+
+  return split_examples()  # pylint: disable=no-value-for-parameter
+
+
+def _write_report(skipped, path):
+  if skipped:  # nothing skipped: no file, as in the in-process build
+    imaging.write_skipped_report(path, sorted(skipped))
 
 
 _CITATION = """

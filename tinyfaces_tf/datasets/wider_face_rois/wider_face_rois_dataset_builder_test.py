@@ -15,6 +15,7 @@ from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builde
 DUMMY = builder_lib.Builder.code_path.parent / "dummy_data"
 # tfds.testing imports `dill` (a TFDS test-only dependency, not pulled in by tensorflow-datasets).
 HAS_TFDS_TESTING = importlib.util.find_spec("dill") is not None
+HAS_BEAM = importlib.util.find_spec("apache_beam") is not None
 
 if HAS_TFDS_TESTING:
 
@@ -41,10 +42,11 @@ def built(tmp_path_factory):
   return _build(tmp_path_factory.mktemp("wider_face_rois"), "x2.0")
 
 
-def _build(tmp_path, config):
-  builder = builder_lib.Builder(config=config, data_dir=str(tmp_path / "data"))
+def _build(tmp_path, config, manual_dir=DUMMY, **kwargs):
+  builder = builder_lib.Builder(config=config, data_dir=str(tmp_path / "data"),
+                                beam=kwargs.pop("beam", None), **kwargs.pop("builder", {}))
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(DUMMY)))
+      manual_dir=str(manual_dir), **kwargs))
   return builder
 
 
@@ -92,6 +94,36 @@ def test_build_is_deterministic_and_contexts_share_rois(built, tmp_path):
     assert a["label"] == c["label"]
   # ... but a 4x window is a different crop than a 2x one.
   assert any(not np.array_equal(a["hr"], c["hr"]) for a, c in zip(first, wide))
+
+
+@pytest.mark.skipif(not HAS_BEAM, reason="needs apache-beam (the [beam] extra)")
+def test_beam_workers_build_the_in_process_examples(tmp_path):
+  """Two DirectRunner worker processes give every example of the in-process build, in the same
+  order (keys and per-image seeds do not depend on where an image is processed); a broken image
+  is skipped and listed the same way."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  root = tmp_path / "wider"
+  shutil.copytree(DUMMY, root)
+  broken = root / "WIDER_train" / "images" / "0--Parade" / "0_Parade_marchingband_1_5.jpg"
+  broken.write_bytes(broken.read_bytes()[:300])
+  options = beam.options.pipeline_options.PipelineOptions(
+      ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+  builds = {}
+  for name, kwargs in {"local": {"beam": False},
+                       "beam": {"beam": True, "beam_options": options}}.items():
+    reports = tmp_path / f"reports-{name}"
+    builder = _build(tmp_path / name, "x2.0", root, builder={"skipped_dir": str(reports)},
+                     **kwargs)
+    builds[name] = ({split: _examples(builder, split) for split in ("train", "validation")},
+                    (reports / "wider_face_rois-x2.0-train-skipped_images.txt").read_text())
+  (local, local_report), (parallel, parallel_report) = builds["local"], builds["beam"]
+  assert parallel_report == local_report and local_report.startswith(f"{broken}\t")
+  for split in ("train", "validation"):
+    assert len(parallel[split]) == len(local[split]) > 0
+    for a, b in zip(local[split], parallel[split]):
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
 
 
 @pytest.mark.parametrize("split,wider_split", [("train", "train"), ("validation", "val")])
