@@ -51,8 +51,17 @@ def make(source, config):
 
 
 def make_distributed(strategy, source, config):
+  """As the training loop reads a pipeline under a strategy (Task's make_dataset contract)."""
+  from tinyfaces_tf.training import loop  # pylint: disable=g-import-not-at-top
   pipeline_config, kwargs = config
-  return pipeline.make_distributed_dataset(strategy, source, pipeline_config, **kwargs)
+  batch_size, seed = kwargs.pop("batch_size"), kwargs.pop("seed")
+
+  def make_dataset(seed, input_context):
+    per_replica = input_context.get_per_replica_batch_size(batch_size)
+    return pipeline.make_training_dataset(source, pipeline_config, per_replica, seed=seed,
+                                          input_context=input_context, **kwargs)
+
+  return loop.distributed_input(strategy, make_dataset, seed, 0)
 
 
 def _batches(dataset, count):
@@ -175,6 +184,7 @@ _TWO_REPLICAS = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from tinyfaces_tf.data import pipeline
+    from tinyfaces_tf.training import loop
     n = 64
     ds = tf.data.Dataset.from_tensor_slices({
         "lr": np.zeros((n, 16, 16, 3), np.uint8), "hr": np.zeros((n, 64, 64, 3), np.uint8),
@@ -182,12 +192,16 @@ _TWO_REPLICAS = textwrap.dedent("""
         "box_target": np.zeros((n, 4), np.float32)})
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
+    def make_dataset(global_batch):
+      return lambda seed, ctx: pipeline.make_training_dataset(
+          ds, pipeline.PipelineConfig(), ctx.get_per_replica_batch_size(global_batch), seed=seed,
+          input_context=ctx)
     try:
-      pipeline.make_distributed_dataset(strategy, ds, pipeline.PipelineConfig(), 7)
+      loop.distributed_input(strategy, make_dataset(7), 0, 0)
       raise SystemExit("no error for batch 7 over 2 replicas")
     except ValueError as e:
       assert "divisible" in str(e)
-    dist = pipeline.make_distributed_dataset(strategy, ds, pipeline.PipelineConfig(), 8)
+    dist = loop.distributed_input(strategy, make_dataset(8), 0, 0)
     batch = next(iter(dist))
     parts = strategy.experimental_local_results(batch["lr"])
     labels = strategy.experimental_local_results(batch["label"])

@@ -9,7 +9,7 @@
       Runs a baseline detector over a split (or one shard of it: start one job per shard, on any
       number of machines) and writes WIDER result files into <wider_dir>/proposals/<split>/,
       where the RoI build reads them. A job run again skips the images already written.
-  tinyfaces-data rois --config=journal --wider_dir=data/WIDER --data_dir=~/tensorflow_datasets \
+  tinyfaces-data rois --config=journal --wider_dir=data/WIDER --data_dir=~/tensorflow_datasets \\
       [--beam_pipeline_options=direct_num_workers=2,direct_running_mode=multi_processing]
       Cuts the config's training RoIs (TFDS wider_face_rois); with apache-beam installed the
       images are spread over the Beam runner's workers (README: Dataflow, Flink, Spark).

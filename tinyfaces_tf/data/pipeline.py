@@ -173,7 +173,8 @@ def make_training_dataset(source: Source, config: PipelineConfig, batch_size: in
     deterministic: keep element order fixed (tf.data `options.deterministic`); needs `seed`.
     crop: the CropConfig the examples were cut with (their patch shapes).
     split: the split read when `source` is a TFDS builder.
-    input_context: set by `make_distributed_dataset`; shards the source per input pipeline.
+    input_context: under tf.distribute (``training.loop.distributed_input``): the source is
+      sharded per input pipeline (worker), and ``batch_size`` is the per-replica batch.
 
   Returns:
     tf.data.Dataset of dicts lr/hr/label/box_target (see module docstring).
@@ -208,25 +209,3 @@ def make_training_dataset(source: Source, config: PipelineConfig, batch_size: in
   options.deterministic = deterministic
   options.experimental_optimization.map_parallelization = True
   return dataset.with_options(options)
-
-
-def make_distributed_dataset(strategy: tf.distribute.Strategy, source: Source,
-                             config: PipelineConfig, batch_size: int, **kwargs):
-  """Per-replica batches of `batch_size // num_replicas` under `strategy`.
-
-  Uses `strategy.distribute_datasets_from_function`: each input pipeline reads its own shard of
-  the source (when there is more than one pipeline, e.g. MultiWorkerMirroredStrategy) and
-  batches at the per-replica size, so one step consumes `batch_size` examples in all. `kwargs`
-  go to `make_training_dataset`.
-  """
-  replicas = strategy.num_replicas_in_sync
-  if batch_size % replicas:
-    raise ValueError(f"batch_size={batch_size} is not divisible by the {replicas} replicas of "
-                     f"{type(strategy).__name__}")
-
-  def dataset_fn(input_context):
-    per_replica = input_context.get_per_replica_batch_size(batch_size)
-    return make_training_dataset(source, config, per_replica, input_context=input_context,
-                                 **kwargs)
-
-  return strategy.distribute_datasets_from_function(dataset_fn)

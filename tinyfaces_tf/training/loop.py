@@ -194,12 +194,12 @@ def train(task, make_dataset, out_dir, steps_per_epoch=None, strategy=None, samp
   return result, gan
 
 
-def _input(strategy, make_dataset, seed, steps_done):
-  """The phase's stream from ``steps_done`` steps on: a plain dataset on one replica, else one
-  pipeline per worker through ``distribute_datasets_from_function`` (each reads its own shard
-  at the per-replica batch; one step takes a batch per local replica from it)."""
-  if strategy.num_replicas_in_sync == 1:
-    return make_dataset(seed).skip(steps_done)
+def distributed_input(strategy, make_dataset, seed: int, steps_done: int):
+  """The phase's stream from ``steps_done`` steps on: a plain dataset without a strategy, else
+  one input pipeline per worker through ``distribute_datasets_from_function`` (each reads its own
+  shard at the per-replica batch; one step takes a batch per local replica from it)."""
+  if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+    return make_dataset(seed).skip(steps_done)  # the default (no-op) strategy
 
   def dataset_fn(input_context):
     batches_per_step = input_context.num_replicas_in_sync // input_context.num_input_pipelines
@@ -237,7 +237,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, step
   # Each phase reads one stream, seeded by the run's seed; a resumed phase skips the batches its
   # steps already consumed, so (with train.deterministic) a killed-and-resumed run sees exactly
   # the batches of an uninterrupted one. Skipping re-reads those batches: seconds to minutes.
-  dataset = _input(strategy, make_dataset, tc.seed, pre_step())
+  dataset = distributed_input(strategy, make_dataset, tc.seed, pre_step())
   if chief and sample_batch is None:
     sample_batch = next(iter(make_dataset(tc.seed)))
   chunk = max(1, tc.checkpoint_every)
@@ -249,7 +249,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, step
         _StopOnNonFinite("pre-training", pre_step, manager),
         _CheckpointEvery(save_manager, total_step),
         ProgressCallback(tc.pretrain_steps, pre_step(), shown=("g_mse",))])
-  dataset = _input(strategy, make_dataset, tc.seed + GAN_STREAM_OFFSET, gan_step())
+  dataset = distributed_input(strategy, make_dataset, tc.seed + GAN_STREAM_OFFSET, gan_step())
   gan_start, steps_before = time.time(), gan_step()
   history = {}
   if remaining:
