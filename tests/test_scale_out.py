@@ -45,7 +45,7 @@ def test_sharded_proposals_equal_one_job_and_a_rerun_only_resumes(wider, tmp_pat
   sharded = wider / "proposals" / "train"
   summaries = [data_cli.proposals(str(wider), "train", "windows", (i, 2), str(sharded))
                for i in range(2)]
-  assert sorted(n for s in summaries for n in [s.images]) == [1, 2]
+  assert sorted(s.images for s in summaries) == [1, 2]
   assert _files(sharded) == _files(whole) == sorted(
       name.replace(".jpg", ".txt") for name in TRAIN)
   for name in _files(whole):
