@@ -16,8 +16,14 @@ The `tfds` command of tensorflow-datasets 4.9.10 needs apache-beam and mlcroissa
 just to start (the `tfds-cli` extra); without them the same build runs as
   python -m tinyfaces_tf.datasets.wider_face_rois.tfds_build \
       tinyfaces_tf/datasets/wider_face_rois --manual_dir=... ...
-Without --config every context factor is built. `tinyfaces_tf.task.Task.build_rois` builds the
-config an ExperimentConfig names (any crop and sampler settings) from Python.
+Without --config every context factor is built. `tinyfaces_tf.task.Task.build_rois` (and
+`tinyfaces-data rois`) builds the config an ExperimentConfig names (any crop and sampler settings).
+
+With apache-beam installed (the `beam` extra) the build is a Beam pipeline (TFDS's Beam dataset
+pattern): `--beam_pipeline_options=direct_num_workers=N,direct_running_mode=multi_processing`
+spreads the images over N local processes, a Dataflow / Flink / Spark runner's options over a
+cluster (README "Scaling out"). Keys and per-image seeds make every runner write the examples of
+the in-process build.
 """
 import dataclasses
 import hashlib
