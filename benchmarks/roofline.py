@@ -13,8 +13,6 @@ the whole model would reach if every layer ran at its own sustained rate. float1
 a GPU only. On a CPU without native bfloat16 (no avx512_bf16 / amx_bf16) bfloat16 is emulated.
 """
 import collections
-import json
-import os
 import statistics
 import time
 
@@ -23,6 +21,7 @@ from absl import flags
 import keras
 import tensorflow as tf
 
+from tinyfaces_tf import atomic
 from tinyfaces_tf import config as config_lib
 from tinyfaces_tf import flops
 from tinyfaces_tf import precision
@@ -168,9 +167,7 @@ def main(argv):
       print(f"{label:12s} model roofline (FLOP-weighted harmonic mean): {summary}", flush=True)
       report["models"][label] = {"shapes": rows, "roofline": summary}
   if _JSON.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-    with open(_JSON.value, "w") as f:
-      json.dump(report, f, indent=1)
+    atomic.write_json(_JSON.value, report)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import time
 from absl import app
 from absl import flags
 
+from tinyfaces_tf import atomic
+
 _PART = flags.DEFINE_enum("part", "all", ["all", "rois", "train"], "What to measure.")
 _IMAGES = flags.DEFINE_integer("images", 400, "RoI build: demo train images.")
 _PROPOSER = flags.DEFINE_string("proposer", "mtcnn", "RoI build: the proposer run in the build "
@@ -239,9 +241,7 @@ def main(argv):
     for name, row in report["train"].items():
       print(f"  {name:30s} " + ", ".join(f"{k}={v}" for k, v in row.items()))
   if _JSON.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-    with open(_JSON.value, "w") as f:
-      json.dump(report, f, indent=1)
+    atomic.write_json(_JSON.value, report)
 
 
 if __name__ == "__main__":
