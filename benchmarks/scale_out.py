@@ -68,7 +68,7 @@ def _build_rois(root, data_dir, workers):
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=root, beam_options=options))
   seconds = time.perf_counter() - start
-  return builder.info.splits["train"].num_examples + builder.info.splits["validation"].num_examples, seconds
+  return sum(info.num_examples for info in builder.info.splits.values()), seconds
 
 
 def measure_rois(work_dir):
@@ -83,7 +83,8 @@ def measure_rois(work_dir):
   for name, workers in BEAM_RUNS.items():
     rois, seconds = _build_rois(big, os.path.join(work_dir, f"tfds-{len(rows)}"), workers)
     _, overhead = _build_rois(small, os.path.join(work_dir, f"tfds-small-{len(rows)}"), workers)
-    rows[name] = {"rois": rois, "seconds": round(seconds, 2), "rois_per_s": round(rois / seconds, 1),
+    rows[name] = {"rois": rois, "seconds": round(seconds, 2),
+                  "rois_per_s": round(rois / seconds, 1),
                   "startup_s": round(overhead, 2),
                   "marginal_rois_per_s": round(rois / max(seconds - overhead, 1e-6), 1)}
   base = rows["in-process"]
