@@ -1,27 +1,69 @@
 """The rows of every paper table experiments/run.py runs, and the flag-free helpers that name and
 summarise them (kept apart from run.py so they can be imported without defining absl flags)."""
+import dataclasses
+import math
 import statistics
+from typing import Optional, Sequence, Tuple
 
-# (row name, flagfile or None for the baseline, paper Easy/Medium/Hard).
+SETTINGS = ("easy", "medium", "hard")
+CONFIDENCE = 0.95  # of every paired interval
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One row of a paper table.
+
+  Attributes:
+    name: as printed in the paper (its slug names the run directory and `--rows`).
+    flagfile: the row's flagfile under experiments/, or None for the baseline (the proposer's
+      own scores).
+    paper: the paper's Easy/Medium/Hard AP (None where the paper has no WIDER number).
+    reference: the row this one is compared with (the paper's claim is row vs reference).
+    expect: the claim's direction where the paper has no WIDER numbers for the pair: +1 = this
+      row is better than the reference (MTGAN Table 4 is on COCO: MTGAN > SBU).
+  """
+  name: str
+  flagfile: Optional[str]
+  paper: Tuple[Optional[float], Optional[float], Optional[float]]
+  reference: Optional[str] = None
+  expect: Optional[int] = None
+
+
+BASELINE_ROW = "Baseline (proposer)"
+_baseline = lambda paper=(None, None, None): Row(BASELINE_ROW, None, paper)
+_OURS, _OURS_STAR = "Ours (MSE + adv + cls)", "Ours* (+ reg branch + reg loss)"
+_X20 = "x2.0"  # the journal's final context (best Hard)
+
 TABLES = {
-    "2": [("Baseline (proposer)", None, (0.932, 0.922, 0.858)),
-          ("w/o Refinement Network", "table2/w_o_refinement.cfg", (0.940, 0.929, 0.863)),
-          ("w/o adv loss", "table2/w_o_adv_loss.cfg", (0.935, 0.925, 0.867)),
-          ("w/o cls loss", "table2/w_o_cls_loss.cfg", (0.936, 0.927, 0.865)),
-          ("Ours (MSE + adv + cls)", "table2/ours.cfg", (0.944, 0.933, 0.873)),
-          ("w/o reg+ branch", "table2/w_o_reg_branch.cfg", (0.946, 0.936, 0.876)),
-          ("w/o reg loss", "table2/w_o_reg_loss.cfg", (0.949, 0.940, 0.880)),
-          ("Ours* (+ reg branch + reg loss)", "table2/ours_star.cfg", (0.951, 0.943, 0.882))],
-    "3": [(f"x{m}", f"table3/context_x{m}.cfg", p) for m, p in (
-        ("1.0", (0.951, 0.943, 0.882)), ("1.5", (0.953, 0.944, 0.886)),
-        ("2.0", (0.955, 0.946, 0.889)), ("3.0", (0.960, 0.949, 0.872)),
-        ("4.0", (0.936, 0.925, 0.814)))],
-    "4": [("Baseline (proposer)", None, (None, None, None)),
-          ("SBU (bilinear)", "mtgan/sbu.cfg", (None, None, None)),
-          ("MTGAN", "mtgan/mtgan.cfg", (0.959, 0.948, 0.893))],
-    "cvpr18": [("Baseline (proposer)", None, (None, None, None)),
-               ("CVPR18 (VGG19, no reg)", "cvpr18/cvpr18.cfg", (0.944, 0.933, 0.873))],
+    # Journal Table 2: each ablation against the model it removes a part from; the full models
+    # against the baseline detector.
+    "2": [_baseline((0.932, 0.922, 0.858)),
+          Row("w/o Refinement Network", "table2/w_o_refinement.cfg", (0.940, 0.929, 0.863), _OURS),
+          Row("w/o adv loss", "table2/w_o_adv_loss.cfg", (0.935, 0.925, 0.867), _OURS),
+          Row("w/o cls loss", "table2/w_o_cls_loss.cfg", (0.936, 0.927, 0.865), _OURS),
+          Row(_OURS, "table2/ours.cfg", (0.944, 0.933, 0.873), BASELINE_ROW),
+          Row("w/o reg+ branch", "table2/w_o_reg_branch.cfg", (0.946, 0.936, 0.876), _OURS_STAR),
+          Row("w/o reg loss", "table2/w_o_reg_loss.cfg", (0.949, 0.940, 0.880), _OURS_STAR),
+          Row(_OURS_STAR, "table2/ours_star.cfg", (0.951, 0.943, 0.882), BASELINE_ROW)],
+    # Journal Table 3: every context against x2.0; x2.0 against the baseline (Table 2's).
+    "3": [_baseline((0.932, 0.922, 0.858))] + [
+        Row(f"x{m}", f"table3/context_x{m}.cfg", p, BASELINE_ROW if f"x{m}" == _X20 else _X20)
+        for m, p in (("1.0", (0.951, 0.943, 0.882)), ("1.5", (0.953, 0.944, 0.886)),
+                     ("2.0", (0.955, 0.946, 0.889)), ("3.0", (0.960, 0.949, 0.872)),
+                     ("4.0", (0.936, 0.925, 0.814)))],
+    # MTGAN Table 4 (COCO: baseline < SBU < MTGAN) with MTGAN's WIDER val row (its Table 8).
+    "4": [_baseline(),
+          Row("SBU (bilinear)", "mtgan/sbu.cfg", (None, None, None), BASELINE_ROW, expect=+1),
+          Row("MTGAN", "mtgan/mtgan.cfg", (0.959, 0.948, 0.893), "SBU (bilinear)", expect=+1)],
+    "cvpr18": [_baseline(),
+               Row("CVPR18 (VGG19, no reg)", "cvpr18/cvpr18.cfg", (0.944, 0.933, 0.873),
+                   BASELINE_ROW, expect=+1)],
 }
+
+# Journal section 4.3's sensitivity study: every proposer both cuts the training RoIs and
+# proposes at test time; the model is the journal's final one (Ours*, context x2.0).
+SENSITIVITY_PROPOSERS = ("mtcnn", "lbp", "windows")
+SENSITIVITY_FLAGFILE = "table3/context_x2.0.cfg"
 
 # Extra demo-scale flagfiles (appended after demo_scale.cfg) for rows that need them.
 DEMO_EXTRA = {"mtgan/sbu.cfg": "mtgan/demo_sgd_d.cfg", "mtgan/mtgan.cfg": "mtgan/demo_sgd_d.cfg"}
@@ -35,3 +77,58 @@ def slug(name):
 def mean_sd(values):
   """(mean, sample standard deviation or None for one value) of a list of floats."""
   return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+  """row - reference over seeds: the mean and its two-sided t interval (None under 2 seeds)."""
+  mean: float
+  low: Optional[float]
+  high: Optional[float]
+  seeds: int
+
+  @property
+  def distinguishable(self):
+    """The interval excludes zero."""
+    return self.low is not None and (self.low > 0 or self.high < 0)
+
+
+def paired_difference(row: Sequence[float], reference: Sequence[float],
+                      confidence=CONFIDENCE) -> PairedDifference:
+  """Paired t interval of row[s] - reference[s] over seeds s (a one-sample t test of the
+  differences). A reference with one value (the deterministic baseline) is paired with every
+  seed."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  if len(reference) == 1:
+    reference = list(reference) * len(row)
+  if len(reference) != len(row):
+    raise ValueError(f"{len(row)} row values but {len(reference)} reference values")
+  diffs = [r - f for r, f in zip(row, reference)]
+  mean = statistics.mean(diffs)
+  if len(diffs) < 2:
+    return PairedDifference(mean, None, None, len(diffs))
+  if statistics.stdev(diffs) == 0:  # every seed moved by the same amount: no spread
+    return PairedDifference(mean, mean, mean, len(diffs))
+  low, high = stats.ttest_1samp(diffs, 0.0).confidence_interval(confidence)
+  return PairedDifference(mean, float(low), float(high), len(diffs))
+
+
+def claim_sign(row: Row, reference: Row, setting_index: int) -> Optional[int]:
+  """The paper's direction for row vs reference on one setting: +1 (row better), -1, 0 (equal in
+  the paper) or None (no paper numbers and no stated expectation)."""
+  a, b = row.paper[setting_index], reference.paper[setting_index]
+  if a is not None and b is not None:
+    return (a > b) - (a < b)
+  return row.expect
+
+
+def verdict(difference: PairedDifference, sign: Optional[int]) -> str:
+  """'shown' (the interval excludes 0 on the paper's side), 'reversed' (on the other side),
+  'not shown' (includes 0), or why no verdict is possible."""
+  if sign is None:
+    return "no paper claim"
+  if sign == 0:
+    return "paper: equal"
+  if not difference.distinguishable:
+    return "not shown" if difference.low is not None else "one seed"
+  return "shown" if math.copysign(1, difference.mean) == sign else "reversed"

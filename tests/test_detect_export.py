@@ -79,6 +79,16 @@ def test_export_round_trip(tiny_models, tmp_path):
   np.testing.assert_allclose(served["scores"], ref_scores, rtol=1e-4, atol=1e-5)
   via_wrapper = export.SavedModelDetector(path)(image, boxes, scores)
   np.testing.assert_allclose(via_wrapper[1], ref_scores, rtol=1e-4, atol=1e-5)
+  # Fusion chosen at detection time: one proposal at a time (no NMS between them), the product
+  # score is the face probability times the proposer's score.
+  fused = export.SavedModelDetector(path, score_fusion="product")
+  assert fused.config.detect.score_fusion == "product"
+  for box, score in zip(boxes, scores):
+    _, alone = fused(image, box[None], score[None])
+    _, plain = detect.Detector(g, d)(image, box[None], score[None])
+    np.testing.assert_allclose(alone, plain * score, rtol=1e-4, atol=1e-6)
+  with pytest.raises(ValueError, match="score_fusion"):
+    export.SavedModelDetector(path, score_fusion="sum")
   with pytest.raises((TypeError, ValueError), match="(?i)dtype|float|uint8"):
     loaded.detect(tf.constant(image, tf.float32), tf.constant(boxes), tf.constant(scores))
   with pytest.raises((TypeError, ValueError)):

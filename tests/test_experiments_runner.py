@@ -42,3 +42,54 @@ def test_mean_sd_is_the_sample_standard_deviation():
   values = [0.61, 0.68, 0.66]
   assert table_rows.mean_sd(values) == pytest.approx((np.mean(values), np.std(values, ddof=1)))
   assert table_rows.mean_sd([0.5]) == (0.5, None)
+
+
+def load_table_rows():
+  spec = importlib.util.spec_from_file_location("experiments_table_rows",
+                                                os.path.join(REPO, "experiments", "table_rows.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_paired_difference_is_the_t_interval_worked_by_hand():
+  rows = load_table_rows()
+  # Differences 0.05, 0.06, 0.07, 0.05, 0.07: mean 0.06, sd 0.01, se 0.01 / sqrt(5);
+  # t(0.975, 4) = 2.776445 (printed t tables) -> half-width 0.0124164.
+  reference = [0.5, 0.6, 0.7, 0.4, 0.3]
+  row = [r + d for r, d in zip(reference, (0.05, 0.06, 0.07, 0.05, 0.07))]
+  d = rows.paired_difference(row, reference)
+  assert d.mean == pytest.approx(0.06)
+  assert (d.low, d.high) == pytest.approx((0.06 - 0.0124164, 0.06 + 0.0124164), abs=1e-6)
+  assert d.distinguishable and d.seeds == 5
+  # Three differences 0.01, 0.02, 0.03: t(0.975, 2) = 4.302653, half-width 0.0248414 -> 0 inside.
+  d = rows.paired_difference([0.51, 0.52, 0.53], [0.5])  # one baseline value pairs every seed
+  assert (d.low, d.high) == pytest.approx((0.02 - 0.0248414, 0.02 + 0.0248414), abs=1e-6)
+  assert not d.distinguishable
+  assert rows.paired_difference([0.6], [0.5]).low is None
+  with pytest.raises(ValueError):
+    rows.paired_difference([0.1, 0.2], [0.1, 0.2, 0.3])
+
+
+def test_verdicts_follow_the_papers_direction():
+  rows = load_table_rows()
+  up = rows.PairedDifference(0.06, 0.05, 0.07, 5)
+  down = rows.PairedDifference(-0.06, -0.07, -0.05, 5)
+  zero = rows.PairedDifference(0.01, -0.02, 0.04, 5)
+  assert [rows.verdict(d, +1) for d in (up, down, zero)] == ["shown", "reversed", "not shown"]
+  assert [rows.verdict(d, -1) for d in (up, down, zero)] == ["reversed", "shown", "not shown"]
+  assert rows.verdict(up, None) == "no paper claim" and rows.verdict(up, 0) == "paper: equal"
+  # Directions from the paper's numbers: w/o cls loss (0.936) below Ours (0.944) on Easy; Table 3
+  # x3.0 above x2.0 on Easy (0.960 vs 0.955) and below it on Hard (0.872 vs 0.889).
+  by_name = {row.name: row for table in rows.TABLES.values() for row in table}
+  w_o_cls, ours = by_name["w/o cls loss"], by_name[by_name["w/o cls loss"].reference]
+  assert rows.claim_sign(w_o_cls, ours, 0) == -1
+  x3, x2 = by_name["x3.0"], by_name["x2.0"]
+  assert x3.reference == "x2.0"
+  assert (rows.claim_sign(x3, x2, 0), rows.claim_sign(x3, x2, 2)) == (+1, -1)
+  mtgan = by_name["MTGAN"]
+  assert rows.claim_sign(mtgan, by_name[mtgan.reference], 0) == +1  # stated: COCO Table 4
+  # Every reference names a row of the same table.
+  for table in rows.TABLES.values():
+    names = {row.name for row in table}
+    assert all(row.reference in names for row in table if row.reference)

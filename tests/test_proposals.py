@@ -217,3 +217,55 @@ def test_mtcnn_finds_the_astronauts_face_offline():
   model = proposer.mtcnn
   assert len(proposer.propose(np.full([120, 160, 3], 128, np.uint8))) == 0
   assert proposer.mtcnn is model
+
+
+# ---------------------------------------------------------------- LBP cascade
+
+
+def hand_labelled_face(photo):
+  """The repository's hand-labelled face box of a photograph (experiments/real_photos)."""
+  import json
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+                      "real_photos", "faces.json")
+  with open(path) as f:
+    return json.load(f)["photos"][photo]["faces"][0]
+
+
+def test_lbp_cascade_finds_the_astronauts_face_and_scores_by_support():
+  from skimage import data
+  image = data.astronaut()
+  face = hand_labelled_face("astronaut")
+  proposer = proposals.make_proposer("lbp", max_rois=50)
+  assert isinstance(proposer, proposals.LbpCascadeProposer)
+  result = proposer.propose(image)
+  assert 1 <= len(result) <= 50
+  assert np_iou(result.boxes[:1], face)[0] >= 0.5  # the best-supported window is the face
+  assert np.all(np.diff(result.scores) <= 0) and np.all((result.scores > 0) & (result.scores < 1))
+  # Score = n / (n + 1) with n the raw windows at IoU >= 0.5 with the kept one (NumPy count).
+  raw = proposer.raw_windows(image)
+  for box, score in zip(result.boxes[:5], result.scores[:5]):
+    n = (np_iou(raw, box) >= 0.5).sum()
+    assert score == pytest.approx(n / (n + 1))
+  # The kept windows do not overlap each other beyond the NMS threshold.
+  for i, box in enumerate(result.boxes):
+    assert np.all(np_iou(np.delete(result.boxes, i, axis=0), box) <= proposer.nms_iou + 1e-6)
+  assert len(proposer.propose(np.full([120, 160, 3], 128, np.uint8))) == 0
+
+
+def test_lbp_upscale_reaches_faces_below_the_cascade_window():
+  from PIL import Image
+  from skimage import data
+  x1, y1, x2, y2 = hand_labelled_face("astronaut")
+  factor = 16.0 / (y2 - y1)  # the face shrunk to 16 px high, under the cascade's 24 px window
+  size = round(512 * factor)
+  small = np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.LANCZOS))
+  face = np.array([x1, y1, x2, y2]) * factor
+  found = lambda upscale: proposals.LbpCascadeProposer(upscale=upscale).propose(small).boxes
+  assert np.all(np_iou(found(1.0), face) < 0.5) if len(found(1.0)) else True
+  assert np_iou(found(2.0), face).max() >= 0.5
+
+
+def test_lbp_bad_arguments():
+  for kwargs in ({"upscale": 0.5}, {"scale_factor": 1.0}, {"step_ratio": 0}, {"nms_iou": 0}):
+    with pytest.raises(ValueError):
+      proposals.LbpCascadeProposer(**kwargs)

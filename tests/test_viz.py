@@ -113,3 +113,17 @@ def test_draw_detections_colors_at_box_edges(tmp_path):
   plain = load_rgb(viz.draw_detections(image, [detection], [0.9], None,
                                        str(tmp_path / "plain.png")))
   assert not color_mask(plain, (0, 255, 0), tol=30).any()
+
+
+def test_context_crops_figure_has_a_column_per_context(tmp_path):
+  from PIL import Image
+  from tinyfaces_tf import viz
+  contexts = (1.0, 2.0, 4.0)
+  rng = np.random.default_rng(0)
+  hr = rng.uniform(-1, 1, (3, 64, 64, 3)).astype(np.float32)
+  lr = rng.uniform(-1, 1, (3, 16, 16, 3)).astype(np.float32)
+  path = viz.plot_context_crops(contexts, hr, lr, str(tmp_path / "fig4.png"))
+  width, height = Image.open(path).size
+  assert width > height  # three columns of HR over LR: wider than tall
+  with pytest.raises(ValueError, match="3 contexts, 2 HR"):
+    viz.plot_context_crops(contexts, hr[:2], lr, str(tmp_path / "bad.png"))

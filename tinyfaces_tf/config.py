@@ -79,7 +79,8 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints (a killed run resumes from the last).
     keep_checkpoints: checkpoints kept on disk.
     seed: seed of weight init and the input order.
-    deterministic: op determinism and a fixed input order (same seed -> same run).
+    deterministic: op determinism, one inter-op thread and a fixed input order (same seed ->
+      same run within a process; training.loop.enable_determinism).
   """
   batch_size: int = 32
   epochs: float = 10.0

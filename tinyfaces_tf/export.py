@@ -7,12 +7,16 @@ Signatures:
   detect(image: uint8 [H, W, 3] (or [H, W, 1] grey), boxes: float32 [N, 4] pixel x1, y1, x2, y2,
          scores: float32 [N]) -> boxes [M, 4] (same format), scores [M]; proposals with
       non-finite values or without positive size are dropped
+  detect_score_fusion_none / detect_score_fusion_product: detect with that score fusion (``detect``
+      uses the config's)
 The patch sizes, crop context, RoI budget, NMS and score fusion are the config's; the config is
 written to ``assets.extra/config.json`` (TF's place for files that travel with a SavedModel but
 are not loaded by the graph), so an export alone says how it was built and how it detects.
 """
+import dataclasses
 import os
 import shutil
+from typing import Optional
 
 import keras
 
@@ -37,6 +41,11 @@ def recover(path):
     os.replace(previous, path)
 
 
+def fusion_endpoint(score_fusion: str) -> str:
+  """The endpoint that detects with ``score_fusion`` (one of detector.SCORE_FUSIONS)."""
+  return f"detect_score_fusion_{score_fusion}"
+
+
 def export_saved_model(generator, discriminator, path, config: config_lib.ExperimentConfig):
   """Writes a SavedModel to ``path``; returns ``path``. Reload with tf.saved_model.load(path) or
   SavedModelDetector(path).
@@ -53,6 +62,8 @@ def export_saved_model(generator, discriminator, path, config: config_lib.Experi
   archive.track(discriminator)
   archive.add_endpoint("score_rois", detector.score_rois)
   archive.add_endpoint("detect", detector.detect)
+  for fusion, function in detector.detect_by_fusion.items():
+    archive.add_endpoint(fusion_endpoint(fusion), function)
   staging, previous = _staging_paths(path)
   for leftover in (staging, previous):
     shutil.rmtree(leftover, ignore_errors=True)
@@ -78,7 +89,8 @@ class SavedModelDetector:
   """A reloaded export behind the same call as detection.Detector: (image, boxes, scores) ->
   numpy; ``config`` is the experiment config it was exported with."""
 
-  def __init__(self, path):
+  def __init__(self, path, score_fusion: Optional[str] = None):
+    """``score_fusion``: detect with this fusion instead of the export config's."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     recover(path)
     if not os.path.isfile(os.path.join(os.fspath(path), "saved_model.pb")):
@@ -86,10 +98,22 @@ class SavedModelDetector:
     self.path = path
     self.config = load_config(path)
     self.model = tf.saved_model.load(path)
+    self._detect = self.model.detect
+    if score_fusion is not None and score_fusion != self.config.detect.score_fusion:
+      if score_fusion not in detector_lib.SCORE_FUSIONS:
+        raise ValueError(f"score_fusion must be one of {detector_lib.SCORE_FUSIONS}, got "
+                         f"{score_fusion!r}")
+      if not hasattr(self.model, fusion_endpoint(score_fusion)):
+        raise ValueError(f"{path}: exported before score fusion could be chosen at detection "
+                         "time; re-export it (tinyfaces-export) or export with "
+                         f"--config.detect.score_fusion={score_fusion}")
+      self._detect = getattr(self.model, fusion_endpoint(score_fusion))
+      self.config = dataclasses.replace(self.config, detect=dataclasses.replace(
+          self.config.detect, score_fusion=score_fusion))
 
   def __call__(self, image, proposals, proposal_scores):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    out = self.model.detect(detector_lib.checked_image(image),
+    out = self._detect(detector_lib.checked_image(image),
                             tf.reshape(tf.convert_to_tensor(proposals, tf.float32), [-1, 4]),
                             tf.reshape(tf.convert_to_tensor(proposal_scores, tf.float32), [-1]))
     return out["boxes"].numpy(), out["scores"].numpy()

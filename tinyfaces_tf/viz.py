@@ -1,5 +1,6 @@
 """Figures of the papers, written as PNG files: PR curves per WIDER setting (Fig. 7/8),
-LR | bicubic | SR | HR RoI grids (Fig. 3/5) and detections on an image (Fig. 10).
+LR | bicubic | SR | HR RoI grids (Fig. 3/5), one RoI at every context factor (Fig. 4) and
+detections on an image (Fig. 10).
 
 Uses ``matplotlib.figure.Figure`` directly (Agg canvas, no pyplot): nothing opens a window or
 touches matplotlib's global backend/state, so it is safe on headless machines and in threads.
@@ -213,3 +214,35 @@ def draw_detections(image, detections_xyxy, scores, ground_truth_xyxy, out_path,
             color="white", fontsize=font_pt, va="bottom" if above else "top", ha="left",
             bbox=dict(facecolor=DETECTION_COLOR, edgecolor="none", pad=0.5), clip_on=True)
   return _save(fig, out_path, dpi=dpi)
+
+
+def plot_context_crops(contexts, hr, lr, out_path):
+  """The journal's Fig. 4: one RoI cropped with each context factor, HR above LR.
+
+  Args:
+    contexts: K context factors (column titles "x1.0", ...).
+    hr: [K, H, W, 3] HR patches, lr: [K, h, w, 3] LR patches, both in model range [-1, 1].
+    out_path: PNG to write.
+  Returns:
+    out_path.
+  """
+  hr, lr = np.asarray(imaging.to_uint8(hr)), np.asarray(imaging.to_uint8(lr))
+  if not len(contexts) == hr.shape[0] == lr.shape[0] or len(contexts) == 0:
+    raise ValueError(f"plot_context_crops: {len(contexts)} contexts, {hr.shape[0]} HR and "
+                     f"{lr.shape[0]} LR patches")
+  rows = [(f"HR {hr.shape[1]}x{hr.shape[2]}", hr),
+          (f"LR {lr.shape[1]}x{lr.shape[2]}", _nearest_upsample(lr, *hr.shape[1:3]))]
+  fig = _new_figure(1.5 * len(contexts) + 0.4, 1.5 * len(rows) + 0.3)
+  axes = fig.subplots(len(rows), len(contexts), squeeze=False)
+  for r, (name, images) in enumerate(rows):
+    for c, context in enumerate(contexts):
+      ax = axes[r, c]
+      ax.imshow(images[c], interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if r == 0:
+        ax.set_title(f"x{float(context):.1f}", fontsize=9)
+      if c == 0:
+        ax.set_ylabel(name, fontsize=9)
+  fig.tight_layout()
+  return _save(fig, out_path, dpi=100)

@@ -32,9 +32,9 @@ flags.DEFINE_integer("seed", 0, "demo: random seed (the output is deterministic 
 flags.DEFINE_string("wider_dir", None,
                     "check, proposals, rois: WIDER FACE root in the distributed layout.")
 flags.DEFINE_enum("split", "train", ["train", "val", "test"], "proposals: the split.")
-flags.DEFINE_string("proposer", None, "proposals: mtcnn | windows | results:DIR. rois: run on "
-                    "the images that have no proposal file (default: none, ground-truth jitter "
-                    "and random windows only for those).")
+flags.DEFINE_string("proposer", None, "proposals: mtcnn | lbp | windows | results:DIR. rois: "
+                    "run on the images that have no proposal file (default: none, ground-truth "
+                    "jitter and random windows only for those).")
 flags.DEFINE_string("shard", "0/1", "proposals: i/n, this job's shard of the split's images.")
 flags.DEFINE_string("proposals_dir", None,
                     "proposals: output folder (default <wider_dir>/proposals/<split>).")

@@ -6,7 +6,8 @@ A split (writes result files, plus the proposer's own as a baseline):
   tinyfaces-detect --model=runs/demo/export --wider_dir=data/demo --split=val \
       --results_dir=runs/demo/results/gan --baseline_dir=runs/demo/results/baseline
 
-The crop, RoI budget, NMS and score fusion are the export's (its assets.extra/config.json).
+The crop, RoI budget, NMS and score fusion are the export's (its assets.extra/config.json);
+--score_fusion=product|none overrides the fusion.
 """
 import json
 import os
@@ -20,7 +21,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel directory written by tinyfaces-train/-export.")
 flags.DEFINE_string("image", None, "An image to detect faces in.")
 flags.DEFINE_string("out", None, "Output PNG for --image (a .json is written beside it).")
-flags.DEFINE_string("proposer", "mtcnn", "mtcnn | results:DIR | windows")
+flags.DEFINE_string("proposer", "mtcnn", "mtcnn | lbp | results:DIR | windows")
+flags.DEFINE_string("score_fusion", None, "none | product: override the export's score fusion. "
+                    "none: D's face probability alone. product: times the proposer's own score "
+                    "(MTGAN Table 6's ensemble); use it when the proposer is strong and the model "
+                    "was trained on data unlike yours (e.g. the demo model on real photographs).")
 flags.DEFINE_float("min_score", 0.5, "Score threshold for drawing and the JSON of --image.")
 flags.DEFINE_string("wider_dir", None, "Dataset root (WIDER layout) for split mode.")
 flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Split for split mode.")
@@ -71,7 +76,10 @@ def main(argv):
   from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
-  detector = export.SavedModelDetector(FLAGS.model)
+  try:
+    detector = export.SavedModelDetector(FLAGS.model, score_fusion=FLAGS.score_fusion)
+  except ValueError as e:
+    common.usage_error(f"--score_fusion: {e}")
   task = task_lib.Task(detector.config, FLAGS.wider_dir)
   try:
     proposer = task.build_proposer(FLAGS.proposer)

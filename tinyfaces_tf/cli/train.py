@@ -50,7 +50,8 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
   from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
   if cfg.train.deterministic:
-    tf.config.experimental.enable_op_determinism()
+    from tinyfaces_tf.training import loop  # pylint: disable=g-import-not-at-top
+    loop.enable_determinism()
   # Before any other TF work: MultiWorkerMirroredStrategy configures the runtime's collectives.
   strategy = _strategy(FLAGS.distribute)
   task = task_lib.Task(cfg)

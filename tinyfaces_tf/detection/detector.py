@@ -120,7 +120,17 @@ class Detector:
     self.score_rois = tf.function(
         lambda lr: score_rois(generator, discriminator, lr),
         input_signature=[tf.TensorSpec([None, lr_size, lr_size, 3], tf.float32, name="lr")])
-    self.detect = tf.function(
+    self.detect = self._detect_function(config)
+    # The same detection with each score fusion, whatever the config's: exported too, so
+    # `tinyfaces-detect --score_fusion` can choose without re-exporting.
+    self.detect_by_fusion = {
+        fusion: (self.detect if fusion == config.score_fusion else self._detect_function(
+            dataclasses.replace(config, score_fusion=fusion)))
+        for fusion in SCORE_FUSIONS}
+
+  def _detect_function(self, config):
+    generator, discriminator, crop = self.generator, self.discriminator, self.crop
+    return tf.function(
         lambda image, boxes, scores: dict(zip(("boxes", "scores"), detect_image(
             generator, discriminator, image, boxes, scores, crop, config))),
         input_signature=[tf.TensorSpec([None, None, None], tf.uint8, name="image"),

@@ -1,30 +1,34 @@
-"""Baseline proposers behind one interface (SPEC section 6): MTCNN, stored WIDER result files and
-multi-scale windows. ``make_proposer("mtcnn" | "results:DIR" | "windows")`` builds one from a
-command-line string."""
+"""Baseline proposers behind one interface (SPEC section 6): MTCNN, scikit-image's LBP cascade (a
+weaker detector), stored WIDER result files and multi-scale windows.
+``make_proposer("mtcnn" | "lbp" | "results:DIR" | "windows")`` builds one from a command-line
+string."""
 import os
 
 from tinyfaces_tf.proposals.base import DEFAULT_MAX_ROIS
 from tinyfaces_tf.proposals.base import Proposals
 from tinyfaces_tf.proposals.base import Proposer
 from tinyfaces_tf.proposals.base import make_proposals
+from tinyfaces_tf.proposals.lbp_cascade import LbpCascadeProposer
 from tinyfaces_tf.proposals.mtcnn_proposer import MtcnnProposer
 from tinyfaces_tf.proposals.results import ResultsProposer
 from tinyfaces_tf.proposals.windows import SlidingWindowProposer
 
-SPECS = ("mtcnn", "results:DIR", "windows")
+SPECS = ("mtcnn", "lbp", "results:DIR", "windows")
 
 
 def make_proposer(spec, **kwargs):
   """Builds a proposer from ``spec``; ``kwargs`` go to its constructor (e.g. ``max_rois=100``).
 
-  Raises ValueError naming ``spec`` if it is not one of "mtcnn", "results:DIR" (DIR an existing
-  directory) or "windows".
+  Raises ValueError naming ``spec`` if it is not one of "mtcnn", "lbp", "results:DIR" (DIR an
+  existing directory) or "windows".
   """
   if not isinstance(spec, str):
     raise ValueError(f"proposer spec must be a string, got {spec!r}")
   name, sep, arg = spec.strip().partition(":")
   if name == "mtcnn" and not sep:
     return MtcnnProposer(**kwargs)
+  if name == "lbp" and not sep:
+    return LbpCascadeProposer(**kwargs)
   if name == "windows" and not sep:
     return SlidingWindowProposer(**kwargs)
   if name == "results" and sep:
@@ -36,5 +40,5 @@ def make_proposer(spec, **kwargs):
   raise ValueError(f"unknown proposer spec {spec!r}; expected one of {', '.join(SPECS)}")
 
 
-__all__ = ["DEFAULT_MAX_ROIS", "MtcnnProposer", "Proposals", "Proposer", "ResultsProposer",
+__all__ = ["DEFAULT_MAX_ROIS", "LbpCascadeProposer", "MtcnnProposer", "Proposals", "Proposer", "ResultsProposer",
            "SlidingWindowProposer", "make_proposals", "make_proposer"]

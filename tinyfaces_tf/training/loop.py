@@ -44,6 +44,21 @@ def _schedule(base, decay_epochs, factor, steps_per_epoch):
   return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
+def enable_determinism():
+  """Op determinism with one inter-op thread: the same seed repeats a run bit for bit within a
+  process; across processes a run may still drift (BUILD_NOTES.md, "Noise floor").
+
+  Op determinism alone is not enough on CPU. Measured here (2-core AMD EPYC, demo-scale GAN step,
+  batch 32, 10 steps from the same weights and batches in one process): with several inter-op
+  threads the weights differ between repeats; with one they agree in every repeat, at about 5 %
+  of the step's speed. Two processes can still differ by one ulp after a few steps (also with
+  one intra-op thread and with oneDNN off), which the GAN then amplifies. Must run before
+  TensorFlow's runtime starts (before the first op or the distribution strategy).
+  """
+  tf.config.experimental.enable_op_determinism()
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
 def make_optimizers(opt, steps_per_epoch):
   """(G Adam, D Adam or SGD-momentum, pre-training Adam) with the papers' step schedules."""
   g = keras.optimizers.Adam(_schedule(opt.g_learning_rate, opt.decay_epochs, opt.decay_factor,
