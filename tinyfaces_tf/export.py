@@ -7,8 +7,8 @@ Signatures:
   detect(image: uint8 [H, W, 3] (or [H, W, 1] grey), boxes: float32 [N, 4] pixel x1, y1, x2, y2,
          scores: float32 [N]) -> boxes [M, 4] (same format), scores [M]; proposals with
       non-finite values or without positive size are dropped
-  detect_score_fusion_none / detect_score_fusion_product: detect with that score fusion (``detect``
-      uses the config's)
+  detect_score_fusion_none / detect_score_fusion_product: detect with that score fusion, for each
+      fusion other than the config's (which ``detect`` uses)
 The patch sizes, crop context, RoI budget, NMS and score fusion are the config's; the config is
 written to ``assets.extra/config.json`` (TF's place for files that travel with a SavedModel but
 are not loaded by the graph), so an export alone says how it was built and how it detects.
@@ -63,7 +63,8 @@ def export_saved_model(generator, discriminator, path, config: config_lib.Experi
   archive.add_endpoint("score_rois", detector.score_rois)
   archive.add_endpoint("detect", detector.detect)
   for fusion, function in detector.detect_by_fusion.items():
-    archive.add_endpoint(fusion_endpoint(fusion), function)
+    if fusion != config.detect.score_fusion:  # the config's own fusion is `detect`
+      archive.add_endpoint(fusion_endpoint(fusion), function)
   staging, previous = _staging_paths(path)
   for leftover in (staging, previous):
     shutil.rmtree(leftover, ignore_errors=True)

@@ -40,7 +40,8 @@ def main(argv):
   task = task_lib.Task(cfg)
   generator, discriminator = task.restore_models(FLAGS.run_dir, FLAGS.checkpoint)
   out = task.export(generator, discriminator, FLAGS.out or os.path.join(FLAGS.run_dir, "export"))
-  print(f"Exported SavedModel {out} (signatures: score_rois, detect)")
+  print(f"Exported SavedModel {out} (signatures: score_rois, detect with score fusion "
+        f"{cfg.detect.score_fusion!r}; tinyfaces-detect --score_fusion picks another)")
   return 0
 
 

@@ -50,7 +50,7 @@ def enable_determinism():
 
   Op determinism alone is not enough on CPU. Measured here (2-core AMD EPYC, demo-scale GAN step,
   batch 32, 10 steps from the same weights and batches in one process): with several inter-op
-  threads the weights differ between repeats; with one they agree in every repeat, at about 5 %
+  threads the weights differ between repeats; with one they agree in every repeat, for about 20 %
   of the step's speed. Two processes can still differ by one ulp after a few steps (also with
   one intra-op thread and with oneDNN off), which the GAN then amplifies. Must run before
   TensorFlow's runtime starts (before the first op or the distribution strategy).
