@@ -45,6 +45,14 @@ def test_detect_and_eval_clis(tmp_path):
     assert 0 <= x <= width and 0 <= y <= height and w > 0 and h > 0
   assert np.asarray(Image.open(out_png)).std() > 10
 
+  # A score fusion the export does not have: one line naming the flag, exit 2, nothing written.
+  done = run_failing("tinyfaces_tf.cli.detect", f"--model={model}", f"--image={image}",
+                     "--proposer=windows", f"--out={tmp_path / 'fused.png'}",
+                     "--score_fusion=sum")
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 2 and len(lines) == 1 and "--score_fusion" in lines[0], done.stderr
+  assert not (tmp_path / "fused.png").exists()
+
   # A split on the proposer's result files, then the official evaluation of both.
   results, baseline = tmp_path / "ours", tmp_path / "baseline"
   run_cli("tinyfaces_tf.cli.detect", f"--model={model}", f"--wider_dir={data}", "--split=val",
