@@ -192,9 +192,8 @@ def write_table(rows, aps_by_name, seeds, path):
            f"WIDER-layout val AP (official protocol) on `{FLAGS.wider_dir}`; paper numbers are "
            f"WIDER FACE val. Command: `python experiments/run.py --table={FLAGS.table} "
            f"--scale={FLAGS.scale} --seeds={seed_text}`.",
-           f"Trained rows: mean ± sample sd over seeds {seed_text} (deterministic training at "
-           "demo scale: a seed gives the same AP every run); the baseline (the proposer's own "
-           "scores) has one value.", "",
+           f"Trained rows: mean ± sample sd over seeds {seed_text}; the baseline (the "
+           "proposer's own scores) has one value.", "",
            "| row | Easy | Medium | Hard | paper Easy | paper Medium | paper Hard |",
            "|---|---|---|---|---|---|---|"]
   for row in rows:
