@@ -311,7 +311,7 @@ def run_sensitivity(seeds):
                                          result_files.read_result_dir(inputs.proposals_dir))
     rows.append((proposer, aps[0][proposer], [ap[OURS] for ap in aps], recall))
     curves_dirs[proposer] = inputs.proposals_dir
-    curves_dirs[f"ours on {proposer}"] = os.path.join(root, "seed0", "results")
+    curves_dirs[f"ours on {proposer}"] = os.path.join(root, f"seed{seeds[0]}", "results")
   figure_dir = os.path.join(FLAGS.results_dir, f"{SENSITIVITY}_{FLAGS.scale}_pr")
   report.evaluate_dirs(curves_dirs, ground_truth_dir(FLAGS.wider_dir), figure_dir)
   write_sensitivity_table(rows, seeds, os.path.join(FLAGS.results_dir,
