@@ -148,7 +148,8 @@ def run_table_row(row, seed, inputs: Inputs):
 
 
 def fmt(value):
-  return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+  missing = value is None or (isinstance(value, float) and math.isnan(value))
+  return "-" if missing else f"{value:.3f}"
 
 
 def mean_cell(aps, setting):
@@ -179,9 +180,14 @@ def compare_rows(rows, aps_by_name):
   return comparisons
 
 
-def write_json(path, payload):
+def write_report(path, lines, payload):
+  """Writes the markdown ``lines`` to ``path`` and ``payload`` as JSON beside it; prints them."""
   from tinyfaces_tf import atomic
-  atomic.write_json(path, payload)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  atomic.write_json(os.path.splitext(path)[0] + ".json", payload)
+  print("\n".join(lines))
 
 
 def write_table(rows, aps_by_name, seeds, path):
@@ -201,9 +207,10 @@ def write_table(rows, aps_by_name, seeds, path):
       aps = aps_by_name[row.name]
       lines.append(f"| {row.name} | " + " | ".join(mean_cell(aps, s) for s in SETTINGS) + " | "
                    + " | ".join(fmt(p) for p in row.paper) + " |")
-  lines += ["", f"Paired differences row - reference over the seeds (mean [{table_rows.CONFIDENCE:.0%}"
-            " t interval]; a one-sample t test of the per-seed differences), and whether each "
-            "shows the paper's direction (shown: the interval excludes 0 on the paper's side; "
+  lines += ["", "Paired differences row - reference over the seeds (mean "
+            f"[{table_rows.CONFIDENCE:.0%} t interval]; a one-sample t test of the per-seed "
+            "differences), and whether each shows the paper's direction (shown: the interval "
+            "excludes 0 on the paper's side; "
             "reversed: on the other side; not shown: it includes 0).", "",
             "| row | reference | Δ Easy | Δ Medium | Δ Hard | paper Δ Easy/Medium/Hard |",
             "|---|---|---|---|---|---|"]
@@ -214,10 +221,7 @@ def write_table(rows, aps_by_name, seeds, path):
                      for a, b in zip(row.paper, reference.paper))
     lines.append(f"| {name} | {reference.name} | " + " | ".join(
         f"{difference_cell(d)} {v}" for d, v in per_setting.values()) + f" | {paper} |")
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  write_json(os.path.splitext(path)[0] + ".json", {
+  write_report(path, lines, {
       "table": FLAGS.table, "scale": FLAGS.scale, "seeds": seeds,
       "rows": [{"name": row.name, "paper": row.paper, "reference": row.reference,
                 "aps": aps_by_name.get(row.name)} for row in rows],
@@ -266,7 +270,6 @@ def run_paper_table(seeds, inputs: Inputs):
   if FLAGS.table == "3":
     write_context_figure(inputs, os.path.join(FLAGS.results_dir,
                                               f"table3_{FLAGS.scale}_fig4_context.png"))
-  print(open(path).read())
 
 
 def proposer_wider_dir(proposer, root):
@@ -301,13 +304,12 @@ def run_sensitivity(seeds):
   rows, curves_dirs = [], {}
   for proposer in proposers:
     root = os.path.join(FLAGS.runs_dir, f"{SENSITIVITY}_{FLAGS.scale}", proposer)
-    wider = proposer_wider_dir(proposer, root)
-    inputs = Inputs(wider, os.path.join(root, "tfds"),
-                    wider_face.WiderFace(wider).proposals_dir("val"))
+    dataset = wider_face.WiderFace(proposer_wider_dir(proposer, root))
+    inputs = Inputs(dataset.root, os.path.join(root, "tfds"), dataset.proposals_dir("val"))
     aps = [train_and_evaluate(table_rows.SENSITIVITY_FLAGFILE, seed,
                               os.path.join(root, f"seed{seed}"), inputs, baseline_label=proposer)
            for seed in seeds]
-    recall = recall_lib.recall_by_height(wider_face.WiderFace(wider).annotations("val"),
+    recall = recall_lib.recall_by_height(dataset.annotations("val"),
                                          result_files.read_result_dir(inputs.proposals_dir))
     rows.append((proposer, aps[0][proposer], [ap[OURS] for ap in aps], recall))
     curves_dirs[proposer] = inputs.proposals_dir
@@ -316,11 +318,6 @@ def run_sensitivity(seeds):
   report.evaluate_dirs(curves_dirs, ground_truth_dir(FLAGS.wider_dir), figure_dir)
   write_sensitivity_table(rows, seeds, os.path.join(FLAGS.results_dir,
                                                     f"{SENSITIVITY}_{FLAGS.scale}.md"))
-
-
-# Journal 4.3: its default baseline [9] and the weaker one [47], and the final model on each.
-PAPER_SENSITIVITY = {"mtcnn": ((0.932, 0.922, 0.858), (0.955, 0.946, 0.889)),
-                     "lbp": ((0.919, 0.908, 0.823), (0.953, 0.945, 0.888))}
 
 
 def write_sensitivity_table(rows, seeds, path):
@@ -339,7 +336,7 @@ def write_sensitivity_table(rows, seeds, path):
   payload = []
   for proposer, own, ours, recall in rows:
     diffs = [table_rows.paired_difference([ap[s] for ap in ours], [own[s]]) for s in SETTINGS]
-    paper = PAPER_SENSITIVITY.get(proposer, ((None,) * 3, (None,) * 3))
+    paper = table_rows.SENSITIVITY_PAPER.get(proposer, ((None,) * 3, (None,) * 3))
     lines.append(f"| {proposer} | {'/'.join(fmt(own[s]) for s in SETTINGS)} | "
                  f"{' / '.join(mean_cell(ours, s) for s in SETTINGS)} | "
                  f"{' / '.join(difference_cell(d) for d in diffs)} | "
@@ -352,12 +349,7 @@ def write_sensitivity_table(rows, seeds, path):
   for proposer, _, _, recall in rows:
     lines.append(f"| {proposer} | " + " | ".join(
         f"{fmt(recall[b]['recall'])} ({recall[b]['faces']})" for b in bins) + " |")
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  write_json(os.path.splitext(path)[0] + ".json", {"scale": FLAGS.scale, "seeds": seeds,
-                                                  "rows": payload})
-  print(open(path).read())
+  write_report(path, lines, {"scale": FLAGS.scale, "seeds": seeds, "rows": payload})
 
 
 def main(argv):
