@@ -101,20 +101,18 @@ class SavedModelDetector:
     self.model = tf.saved_model.load(path)
     self._detect = self.model.detect
     if score_fusion is not None and score_fusion != self.config.detect.score_fusion:
-      if score_fusion not in detector_lib.SCORE_FUSIONS:
-        raise ValueError(f"score_fusion must be one of {detector_lib.SCORE_FUSIONS}, got "
-                         f"{score_fusion!r}")
+      # DetectConfig validates the name (ValueError listing the fusions).
+      detect = dataclasses.replace(self.config.detect, score_fusion=score_fusion)
       if not hasattr(self.model, fusion_endpoint(score_fusion)):
         raise ValueError(f"{path}: exported before score fusion could be chosen at detection "
                          "time; re-export it (tinyfaces-export) or export with "
                          f"--config.detect.score_fusion={score_fusion}")
       self._detect = getattr(self.model, fusion_endpoint(score_fusion))
-      self.config = dataclasses.replace(self.config, detect=dataclasses.replace(
-          self.config.detect, score_fusion=score_fusion))
+      self.config = dataclasses.replace(self.config, detect=detect)
 
   def __call__(self, image, proposals, proposal_scores):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     out = self._detect(detector_lib.checked_image(image),
-                            tf.reshape(tf.convert_to_tensor(proposals, tf.float32), [-1, 4]),
-                            tf.reshape(tf.convert_to_tensor(proposal_scores, tf.float32), [-1]))
+                       tf.reshape(tf.convert_to_tensor(proposals, tf.float32), [-1, 4]),
+                       tf.reshape(tf.convert_to_tensor(proposal_scores, tf.float32), [-1]))
     return out["boxes"].numpy(), out["scores"].numpy()

@@ -40,5 +40,5 @@ def make_proposer(spec, **kwargs):
   raise ValueError(f"unknown proposer spec {spec!r}; expected one of {', '.join(SPECS)}")
 
 
-__all__ = ["DEFAULT_MAX_ROIS", "LbpCascadeProposer", "MtcnnProposer", "Proposals", "Proposer", "ResultsProposer",
-           "SlidingWindowProposer", "make_proposals", "make_proposer"]
+__all__ = ["DEFAULT_MAX_ROIS", "LbpCascadeProposer", "MtcnnProposer", "Proposals", "Proposer",
+           "ResultsProposer", "SlidingWindowProposer", "make_proposals", "make_proposer"]
