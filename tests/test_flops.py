@@ -73,3 +73,18 @@ def test_whole_models_match_the_tf_profiler(preset, restore_policy):
   if preset == "journal":  # the figures the performance notes quote: ~10.3 G and ~2.5 D GFLOP
     assert 10.2e9 < flops.model_flops(generator, lr) < 10.4e9
     assert 2.4e9 < flops.model_flops(discriminator) < 2.6e9
+
+
+def test_gan_step_counts_four_generator_and_eight_discriminator_forwards():
+  # G: 3x3 conv 3 -> 4 on an 8x8 LR patch: g = 2 * 8*8*4 * 3*3*3 = 13,824.
+  # D: dense 8*8*4 -> 1 on the flattened patch: d = 2 * 256 = 512.
+  g_in = keras.Input((None, None, 3))
+  generator = keras.Model(g_in, keras.layers.Conv2D(4, 3, padding="same")(g_in))
+  d_in = keras.Input((8, 8, 4))
+  discriminator = keras.Model(d_in, keras.layers.Dense(1)(keras.layers.Flatten()(d_in)))
+  g, d = 13_824, 512
+  assert flops.gan_step_flops(generator, discriminator, 8) == 4 * g + 8 * d
+  assert flops.gan_step_flops(generator, discriminator, 8, shared_generator_forward=True) == (
+      3 * g + 8 * d)
+  assert flops.gan_step_parts(g, d) == {"g_fwd": 2 * g, "g_bwd": 2 * g, "d_fwd": 3 * d,
+                                        "d_bwd": 5 * d}

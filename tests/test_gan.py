@@ -199,3 +199,47 @@ def test_bilinear_generator_trains_only_discriminator():
   gan.compile(g_optimizer=keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(1e-3))
   logs = gan.train_step(random_batch())
   assert np.isfinite(float(logs["d_loss"])) and int(gan.step) == 1
+
+
+def _twin_gans(**kwargs):
+  """Two tiny GANs with the same weights and fresh optimizers."""
+  first, second = tiny_gan(), tiny_gan()
+  for a, b in ((first.generator, second.generator), (first.discriminator, second.discriminator)):
+    b.set_weights(a.get_weights())
+  return first, second
+
+
+def test_shared_generator_forward_is_d_update_on_training_mode_sr_then_g_update():
+  batch = random_batch()
+  shared, reference = _twin_gans()
+  shared.shared_generator_forward = True
+  shared.train_step(batch)
+  # The claim, composed by hand: D updated on SR from G in training mode (stop-gradient), then
+  # the ordinary G update (its own forward pass, same weights, same batch statistics). The extra
+  # training-mode call must not move G's batch-norm averages a second time: put them back.
+  averages = [v.numpy() for v in reference.generator.non_trainable_variables]
+  sr = reference.generator(batch["lr"], training=True)["sr"]
+  for v, value in zip(reference.generator.non_trainable_variables, averages):
+    v.assign(value)
+  reference.discriminator_step(*args(batch), sr=sr)
+  reference.generator_step(*args(batch))
+  for ours, theirs in ((shared.generator, reference.generator),
+                       (shared.discriminator, reference.discriminator)):
+    for a, b in zip(ours.variables, theirs.variables):
+      np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+def test_shared_generator_forward_changes_what_d_sees():
+  # G has batch norm: SR from batch statistics differs from SR from moving averages, so the D
+  # update (and only the D side of the first step) differs from the two-forward step.
+  batch = random_batch()
+  shared, two_forwards = _twin_gans()
+  shared.shared_generator_forward = True
+  d_before = snapshot(two_forwards.discriminator)
+  shared.train_step(batch)
+  two_forwards.train_step(batch)
+  d_diff = max(np.max(np.abs(a.numpy() - b.numpy())) for a, b in
+               zip(shared.discriminator.trainable_variables,
+                   two_forwards.discriminator.trainable_variables))
+  assert d_diff > 0
+  assert any(changed(d_before, shared.discriminator))

@@ -81,6 +81,8 @@ class TrainConfig:
     seed: seed of weight init and the input order.
     deterministic: op determinism, one inter-op thread and a fixed input order (same seed ->
       same run within a process; training.loop.enable_determinism).
+    shared_generator_forward: one G forward per GAN step, shared by the D and G updates (the D
+      update then sees SR made with G's batch statistics; models.TinyFacesGAN).
   """
   batch_size: int = 32
   epochs: float = 10.0
@@ -92,6 +94,7 @@ class TrainConfig:
   keep_checkpoints: int = 3
   seed: int = 0
   deterministic: bool = False
+  shared_generator_forward: bool = False
 
   def __post_init__(self):
     if self.precision not in PRECISIONS:

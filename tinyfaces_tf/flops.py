@@ -70,18 +70,28 @@ def model_flops(model: keras.Model, input_shape=None) -> int:
   return sum(per_layer(with_input_shape(model, input_shape)).values())
 
 
-def gan_step_flops(generator: keras.Model, discriminator: keras.Model, lr_size: int) -> int:
+def gan_step_flops(generator: keras.Model, discriminator: keras.Model, lr_size: int,
+                   shared_generator_forward: bool = False) -> int:
   """FLOPs per RoI of one TinyFacesGAN.train_step (k = 1: one D then one G update) on
   ``lr_size`` x ``lr_size`` LR patches.
 
   A backward pass costs two forwards (gradients with respect to inputs and to weights); a frozen
   network that only passes gradients on costs one. Per RoI: D update = G forward + D forward and
   backward on [HR; SR] (2 patches); G update = G forward and backward + D forward and the
-  input gradient on SR. Total 4 G + 8 D.
+  input gradient on SR. Total 4 G + 8 D; 3 G + 8 D when the D update reuses the G update's
+  forward pass (``shared_generator_forward``).
   """
-  g = model_flops(generator, (lr_size, lr_size, 3))
-  d = model_flops(discriminator)
-  return (g + 3 * 2 * d) + (3 * g + 2 * d)
+  parts = gan_step_parts(model_flops(generator, (lr_size, lr_size, 3)),
+                         model_flops(discriminator), shared_generator_forward)
+  return sum(parts.values())
+
+
+def gan_step_parts(g: int, d: int, shared_generator_forward: bool = False) -> Dict[str, int]:
+  """One step's FLOPs per RoI by (network, direction), from the forward FLOPs of G and D per
+  RoI: what a per-direction roofline divides (see gan_step_flops)."""
+  return {"g_fwd": (1 if shared_generator_forward else 2) * g, "g_bwd": 2 * g,
+          "d_fwd": 3 * d,          # [HR; SR] in the D update, SR in the G update
+          "d_bwd": 2 * 2 * d + d}  # weights + input gradients on 2 patches; input only on SR
 
 
 def detect_flops(generator: keras.Model, discriminator: keras.Model, lr_size: int) -> int:

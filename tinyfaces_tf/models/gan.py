@@ -69,13 +69,21 @@ class TinyFacesGAN(_BuiltBeforeFit):
   ``box_target`` [N,4]. Each network runs in training mode (batch-norm batch statistics) only in its
   own update; the frozen one runs in inference mode, so neither step touches the other's variables
   and G's detection losses come from the D that scores RoIs at test time.
+
+  ``shared_generator_forward``: run G once per step instead of twice. G's weights do not change
+  between the D update and the G update (k = 1, same batch), so the G update's forward pass can
+  also feed the D update (through a stop-gradient); what changes is that D then sees SR made with
+  G's batch statistics rather than its moving averages. Saves one G forward per RoI (about 17% of
+  the journal step's FLOPs) and holds G's activations during the D update.
   """
 
-  def __init__(self, generator, discriminator, loss_config=None, **kwargs):
+  def __init__(self, generator, discriminator, loss_config=None,
+               shared_generator_forward: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.generator = generator
     self.discriminator = discriminator
     self.loss_config = loss_config or losses.LossConfig()
+    self.shared_generator_forward = shared_generator_forward
     self.refinement = _has_refinement(generator)
     heads = set(discriminator.output.keys())
     present = [t for t in _TERMS if not (t.endswith("_adv") and "gan_logit" not in heads)
@@ -109,9 +117,11 @@ class TinyFacesGAN(_BuiltBeforeFit):
     n = tf.shape(hr)[0]
     return {k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}
 
-  def discriminator_step(self, lr, hr, labels, targets):
-    """One D update with G frozen: Eq (11). Returns (terms, D outputs on HR, D outputs on SR)."""
-    sr = self.generator(lr, training=False)["sr"]
+  def discriminator_step(self, lr, hr, labels, targets, sr=None):
+    """One D update with G frozen: Eq (11). Returns (terms, D outputs on HR, D outputs on SR).
+    ``sr``: G's output when the caller already has it (default: G in inference mode)."""
+    if sr is None:
+      sr = self.generator(lr, training=False)["sr"]
     with tf.GradientTape() as tape:
       d_real, d_fake = self._score_both(hr, sr, training=True)
       d_loss, terms = losses.discriminator_loss(d_real, d_fake, labels, targets, self.loss_config)
@@ -120,11 +130,14 @@ class TinyFacesGAN(_BuiltBeforeFit):
     self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
     return terms, d_real, d_fake
 
-  def generator_step(self, lr, hr, labels, targets):
-    """One G update with D frozen: Eq (10). The weightless SBU generator has nothing to update."""
+  def generator_step(self, lr, hr, labels, targets, recorded=None):
+    """One G update with D frozen: Eq (10). The weightless SBU generator has nothing to update.
+    ``recorded``: (tape, G outputs) of a G forward pass already on that tape."""
     variables = self.generator.trainable_variables
-    with tf.GradientTape() as tape:
-      g_out = self.generator(lr, training=bool(variables))
+    tape, g_out = recorded or (tf.GradientTape(), None)
+    with tape:
+      if g_out is None:
+        g_out = self._generate(lr)
       d_sr = self.discriminator(g_out["sr"], training=False)
       g_loss, terms = losses.generator_loss(g_out, hr, d_sr, labels, targets, self.loss_config,
                                             self.refinement)
@@ -133,11 +146,21 @@ class TinyFacesGAN(_BuiltBeforeFit):
       self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
     return terms
 
+  def _generate(self, lr):
+    return self.generator(lr, training=bool(self.generator.trainable_variables))
+
   def train_step(self, data):
     batch = _unpack(data)
     args = (batch["lr"], batch["hr"], batch["label"], batch["box_target"])
-    d_terms, d_real, d_fake = self.discriminator_step(*args)  # k = 1: one D update ...
-    g_terms = self.generator_step(*args)                      # ... then one G update
+    if self.shared_generator_forward:
+      tape = tf.GradientTape()
+      with tape:
+        g_out = self._generate(args[0])
+      d_terms, d_real, d_fake = self.discriminator_step(*args, sr=tf.stop_gradient(g_out["sr"]))
+      g_terms = self.generator_step(*args, recorded=(tape, g_out))
+    else:
+      d_terms, d_real, d_fake = self.discriminator_step(*args)  # k = 1: one D update ...
+      g_terms = self.generator_step(*args)                      # ... then one G update
     return self._report({**d_terms, **g_terms}, d_real, d_fake, batch["label"])
 
   def _report(self, terms, d_real, d_fake, labels):

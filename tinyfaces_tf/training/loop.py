@@ -196,7 +196,8 @@ def train(task, make_dataset, out_dir, steps_per_epoch=None, strategy=None, samp
     with strategy.scope():
       generator, discriminator = task.build_models()
       g_opt, d_opt, pre_opt = make_optimizers(config.optimizer, steps_per_epoch or 1)
-      gan = models.TinyFacesGAN(generator, discriminator, config.loss)
+      gan = models.TinyFacesGAN(generator, discriminator, config.loss,
+                                shared_generator_forward=tc.shared_generator_forward)
       gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=tc.jit_compile)
       pretrainer = models.SRPretrainer(generator)
       pretrainer.compile(optimizer=pre_opt, jit_compile=tc.jit_compile)
