@@ -1,0 +1,77 @@
+"""Op-level time from a TF profiler trace: every op event of the trace's XPlane protobuf, named
+``<op name>:<op type>``, summed per op and put in a category by its type and its Keras layer /
+optimizer scope (profile_step.py prints the summary)."""
+import collections
+import glob
+import os
+import re
+
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+_OPTIMIZER_SCOPE = re.compile(r"(^|/)(adam|sgd|optimizer|loss_scale)", re.IGNORECASE)
+_BN_SCOPE = re.compile(r"(_bn|batch_norm|batchnorm|bn\d*)(/|_\d|$)", re.IGNORECASE)
+_CONTAINERS = {"PartitionedCall", "StatefulPartitionedCall", "__inference", "IteratorGetNext",
+               "While", "If", "StatelessIf", "StatelessWhile"}
+
+
+def category(name: str, op_type: str) -> str:
+  """The category of one op, by type first, then by the scope it runs in."""
+  if op_type in ("Conv2DBackpropInput",) and "transpose" in name.lower():
+    return "transposed conv forward"
+  if "transpose" in name.lower() and op_type.startswith("Conv2D"):
+    return "transposed conv backward"
+  if op_type in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative"):
+    return "conv forward"
+  if op_type == "Conv2DBackpropInput":
+    return "conv backward (input)"
+  if op_type == "Conv2DBackpropFilter":
+    return "conv backward (filter)"
+  if op_type in ("MatMul", "_FusedMatMul", "BatchMatMulV2", "Einsum"):
+    return "dense (matmul)"
+  if op_type == "Cast":
+    return "casts"
+  if op_type in ("ConcatV2", "Pack") or name.endswith("concat"):
+    return "concat / split"
+  if _OPTIMIZER_SCOPE.search(name) or op_type.startswith("ResourceApply"):
+    return "optimizer updates"
+  if op_type.startswith("FusedBatchNorm") or _BN_SCOPE.search(name):
+    return "batch norm"
+  if "VariableOp" in op_type:
+    return "variable reads / writes"
+  if op_type in ("MaxPool", "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "Mean", "Sum"):
+    return "pooling / reductions"
+  return "other elementwise"
+
+
+def op_times(logdir: str) -> dict:
+  """{(op name, op type): summed seconds} over every op event of the newest trace in logdir."""
+  paths = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
+  if not paths:
+    raise FileNotFoundError(f"{logdir}: no *.xplane.pb trace")
+  space = xplane_pb2.XSpace()
+  with open(paths[-1], "rb") as f:
+    space.ParseFromString(f.read())
+  totals = collections.Counter()
+  for plane in space.planes:
+    if not plane.name.startswith("/host:") and not plane.name.startswith("/device:"):
+      continue
+    for line in plane.lines:
+      for event in line.events:
+        full = plane.event_metadata[event.metadata_id].name.split("#")[0]
+        if ":" not in full or "::" in full:  # "name:Type", not C++ scopes
+          continue
+        name, op_type = full.rsplit(":", 1)
+        if not op_type or not op_type[0].isalpha() or any(
+            op_type.startswith(c) for c in _CONTAINERS):
+          continue
+        totals[(name, op_type)] += event.duration_ps * 1e-12
+  return totals
+
+
+def summarise(totals):
+  by_category = collections.Counter()
+  by_type = collections.Counter()
+  for (name, op_type), seconds in totals.items():
+    by_category[category(name, op_type)] += seconds
+    by_type[op_type] += seconds
+  return by_category, by_type
