@@ -3,6 +3,8 @@
 
   python benchmarks/detect.py --configs=demo,journal --policies=float32,mixed_bfloat16
   python benchmarks/detect.py --model=runs/demo/export         # time an existing export
+  python benchmarks/detect.py --run_dir=runs/demo --root=data/demo   # AP per precision
+
 
 Each case builds the config's models under the policy (random weights unless --model), exports
 them with ``Task.export`` to a temporary directory, reloads the SavedModel
@@ -10,6 +12,11 @@ them with ``Task.export`` to a temporary directory, reloads the SavedModel
 proposals of 8-64 px (all of them re-scored: detect.max_rois is set to --rois). FLOPs per RoI:
 ``flops.detect_flops`` (G then D forward). MFU: over the forward roofline of G and D measured in
 this process (layer_rates.py) at --roofline_batch RoIs per call.
+
+With --run_dir and --root the trained run is exported under each policy instead and detects the
+dataset's evaluation split on the proposals the run was evaluated with
+(the root's proposals directory, as ``make demo`` writes it), and the official AP per policy is
+reported beside float32's: what serving in a lower precision costs in accuracy.
 """
 import os
 import tempfile
@@ -34,6 +41,8 @@ import layer_rates
 _CONFIGS = flags.DEFINE_list("configs", ["demo", "journal"],
                              f"Configs to time: {sorted(common.CONFIGS)}.")
 _MODEL = flags.DEFINE_string("model", None, "Time this export instead of building --configs.")
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "A trained run: AP of its export per policy.")
+_ROOT = flags.DEFINE_string("root", None, "With --run_dir: the dataset root (proposals/ in it).")
 _POLICIES = flags.DEFINE_list("policies", ["float32", "mixed_bfloat16"], "Keras dtype policies.")
 _ROIS = flags.DEFINE_integer("rois", DEFAULT_MAX_ROIS, "Proposals per image, all re-scored.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed images (median, min, max reported).")
@@ -91,10 +100,47 @@ def forward_roofline(cfg, generator, discriminator, dtype, batch):
   return flops.detect_flops(generator, discriminator, cfg.crop.lr_size) / seconds
 
 
+def ap_per_policy(run_dir, root, policies):
+  """{policy: AP dict} of the run's export under each policy, on its evaluation split."""
+  from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
+  task = task_lib.Task.from_run_dir(run_dir, root)
+  adapter, split = task.adapter, task.adapter.eval_split
+  proposer = task.build_proposer(f"results:{wider_face.WiderFace(root).proposals_dir(split)}")
+  aps = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    for policy in policies:
+      keras.backend.clear_session()
+      with precision.policy_scope(policy):
+        generator, discriminator = task.restore_models(run_dir)
+        path = task.export(generator, discriminator, os.path.join(tmp, policy, "export"))
+      results = os.path.join(tmp, policy, "results")
+      jobs.detect_split(export.SavedModelDetector(path), adapter.image_root(split),
+                        adapter.image_names(split), proposer, results,
+                        write=adapter.write_detections)
+      aps[policy] = task.build_evaluator()({policy: results}, os.path.join(tmp, policy, "eval"))[
+          policy]
+      print(policy, aps[policy], flush=True)
+  return aps
+
+
 def main(argv):
   del argv
   report = {"machine": common.machine(), "image": list(_IMAGE_SHAPE), "cases": []}
   print(report["machine"], flush=True)
+  if _RUN_DIR.value:
+    if not _ROOT.value:
+      raise app.UsageError("--run_dir needs --root (the dataset root the run was evaluated on)")
+    aps = ap_per_policy(_RUN_DIR.value, _ROOT.value, _POLICIES.value)
+    reference = aps.get("float32")
+    print("| policy | Easy | Medium | Hard | vs float32 |\n|---|---|---|---|---|")
+    for policy, ap in aps.items():
+      delta = (", ".join(f"{ap[k] - reference[k]:+.4f}" for k in ap) if reference else "-")
+      print(f"| {policy} | {ap['easy']:.4f} | {ap['medium']:.4f} | {ap['hard']:.4f} | {delta} |")
+    report["ap"] = aps
+    if _JSON.value:
+      atomic.write_json(_JSON.value, report)
+    return
   if _MODEL.value:
     detector = export.SavedModelDetector(_MODEL.value)
     cfg = detector.config
