@@ -14,19 +14,29 @@ _CONTAINERS = {"PartitionedCall", "StatefulPartitionedCall", "__inference", "Ite
                "While", "If", "StatelessIf", "StatelessWhile"}
 
 
+_KERNEL_PREFIX = re.compile(r"^_?(MklNative|Mkl)?_?")  # oneDNN / Grappler-fused kernel names
+
+
+def base_type(op_type: str) -> str:
+  """The op type without oneDNN's or Grappler's kernel prefixes: _MklNativeFusedConv2D ->
+  FusedConv2D, _FusedMatMul -> FusedMatMul."""
+  return _KERNEL_PREFIX.sub("", op_type)
+
+
 def category(name: str, op_type: str) -> str:
   """The category of one op, by type first, then by the scope it runs in."""
+  op_type = base_type(op_type)
   if op_type in ("Conv2DBackpropInput",) and "transpose" in name.lower():
     return "transposed conv forward"
   if "transpose" in name.lower() and op_type.startswith("Conv2D"):
     return "transposed conv backward"
-  if op_type in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative"):
+  if op_type in ("Conv2D", "FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
     return "conv forward"
   if op_type == "Conv2DBackpropInput":
     return "conv backward (input)"
   if op_type == "Conv2DBackpropFilter":
     return "conv backward (filter)"
-  if op_type in ("MatMul", "_FusedMatMul", "BatchMatMulV2", "Einsum"):
+  if op_type in ("MatMul", "FusedMatMul", "BatchMatMulV2", "Einsum"):
     return "dense (matmul)"
   if op_type == "Cast":
     return "casts"
@@ -61,8 +71,8 @@ def op_times(logdir: str) -> dict:
         if ":" not in full or "::" in full:  # "name:Type", not C++ scopes
           continue
         name, op_type = full.rsplit(":", 1)
-        if not op_type or not op_type[0].isalpha() or any(
-            op_type.startswith(c) for c in _CONTAINERS):
+        if (not op_type or op_type.startswith("__") or not base_type(op_type)[:1].isalpha()
+            or any(base_type(op_type).startswith(c) for c in _CONTAINERS)):
           continue
         totals[(name, op_type)] += event.duration_ps * 1e-12
   return totals

@@ -38,6 +38,28 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Steps before the trace starts.")
 _LOGDIR = flags.DEFINE_string("logdir", "/tmp/tinyfaces_profile", "Where the trace is written.")
 _JSON = flags.DEFINE_string("json", None, "Also write the summary here.")
 
+class _Trace(keras.callbacks.Callback):
+  """Traces steps first..last (0-based) of one ``fit``; ``seconds`` is their wall time."""
+
+  def __init__(self, logdir, first, last):
+    super().__init__()
+    self.logdir, self.first, self.last = logdir, first, last
+    self.seconds = None
+    self._start = None
+
+  def on_train_batch_begin(self, batch, logs=None):
+    if batch == self.first:
+      tf.profiler.experimental.start(self.logdir)
+      self._start = time.perf_counter()
+
+  def on_train_batch_end(self, batch, logs=None):
+    if batch == self.last:
+      if logs:
+        float(next(iter(logs.values())))  # the step has finished
+      self.seconds = time.perf_counter() - self._start
+      tf.profiler.experimental.stop()
+
+
 def main(argv):
   del argv
   cfg = common.get_config(_CONFIG.value)
@@ -52,13 +74,10 @@ def main(argv):
                               shared_generator_forward=_SHARED.value)
     gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_JIT.value)
     dataset = task.build_synthetic_dataset()(0).prefetch(2)
-    iterator = iter(dataset)
-    gan.fit(iterator, steps_per_epoch=_WARMUP.value, epochs=1, verbose=0, shuffle=False)
-    tf.profiler.experimental.start(_LOGDIR.value)
-    start = time.perf_counter()
-    gan.fit(iterator, steps_per_epoch=_STEPS.value, epochs=1, verbose=0, shuffle=False)
-    wall = time.perf_counter() - start
-    tf.profiler.experimental.stop()
+    trace = _Trace(_LOGDIR.value, first=_WARMUP.value, last=_WARMUP.value + _STEPS.value - 1)
+    gan.fit(dataset, steps_per_epoch=_WARMUP.value + _STEPS.value, epochs=1, verbose=0,
+            shuffle=False, callbacks=[trace])
+  wall = trace.seconds
   by_category, by_type = op_profile.summarise(op_profile.op_times(_LOGDIR.value))
   total = sum(by_category.values())
   print(f"{_CONFIG.value} {_POLICY.value} jit={_JIT.value} shared={_SHARED.value} batch "

@@ -86,3 +86,11 @@ def test_public_implementation_config_has_its_shapes():
   assert (cfg.crop.lr_size, cfg.crop.hr_size, cfg.train.batch_size) == (32, 128, 16)
   assert (cfg.discriminator.backbone, cfg.discriminator.reg_branch) == ("vgg19", False)
   assert cfg.generator.residual_units == 8
+
+
+@pytest.mark.parametrize("op_type,expected", [
+    ("_MklNativeFusedConv2D", "conv forward"), ("_FusedConv2D", "conv forward"),
+    ("_MklNativeConv2DBackpropFilter", "conv backward (filter)"),
+    ("_MklFusedMatMul", "dense (matmul)")])
+def test_profile_categories_see_through_fused_kernel_names(op_type, expected):
+  assert op_profile.category("discriminator_1/layer/op", op_type) == expected

@@ -10,6 +10,7 @@ import keras
 from keras import layers
 from keras import ops
 
+from tinyfaces_tf.models.batch_norm import FusedBatchNormalization
 from tinyfaces_tf.roi_crop import DEFAULT_CROP
 
 BACKBONES = ("vgg19", "resnet50", "resnet101", "tiny")
@@ -56,12 +57,15 @@ class CaffePreprocess(layers.Layer):
 
 def _without_stem_pool(model):
   """Clone a keras.applications ResNet replacing its stem max-pool (and its padding) with
-  identities, keeping the loaded weights (pooling layers have none)."""
+  identities, keeping the loaded weights (pooling layers have none); its batch norms become
+  the fused layer (same variables)."""
   drop = {"pool1_pad", "pool1_pool"}
 
   def clone(layer):
     if layer.name in drop:
       return layers.Identity(name=layer.name)
+    if type(layer) is layers.BatchNormalization:  # pylint: disable=unidiomatic-typecheck
+      return FusedBatchNormalization.from_config(layer.get_config())
     return layer.__class__.from_config(layer.get_config())
 
   clone_model = keras.models.clone_model(model, clone_function=clone)
@@ -81,7 +85,7 @@ def build_backbone(name, hr_size=DEFAULT_CROP.hr_size, weights=None, tiny_width=
     x = inputs
     for i, mult in enumerate((1, 2, 4, 4)):
       x = layers.Conv2D(tiny_width * mult, 3, strides=2, padding="same", name=f"tiny_conv{i + 1}")(x)
-      x = layers.BatchNormalization(momentum=0.9, name=f"tiny_bn{i + 1}")(x)
+      x = FusedBatchNormalization(momentum=0.9, name=f"tiny_bn{i + 1}")(x)
       x = layers.LeakyReLU(0.2, name=f"tiny_act{i + 1}")(x)
     return keras.Model(inputs, x, name="backbone_tiny")
   apps = {"vgg19": keras.applications.VGG19, "resnet50": keras.applications.ResNet50,

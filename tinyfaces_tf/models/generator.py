@@ -9,6 +9,7 @@ import dataclasses
 import keras
 from keras import layers
 
+from tinyfaces_tf.models.batch_norm import FusedBatchNormalization
 from tinyfaces_tf.roi_crop import DEFAULT_CROP
 
 GENERATOR_KINDS = ("tinyfaces", "mtgan", "bilinear")
@@ -59,7 +60,7 @@ BN_MOMENTUM = 0.9
 
 
 def _bn(name):
-  return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+  return FusedBatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
 def _conv_bn_act(x, filters, kernel, name, strides=1, transpose=False, act="relu"):
