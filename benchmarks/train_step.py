@@ -83,7 +83,7 @@ def main(argv):
     if _BATCH.value:
       cfg = config_lib.replace(cfg, train={"batch_size": _BATCH.value})
     batch = cfg.train.batch_size
-    with precision.policy_scope("float32"):  # roofline.time_shape casts to each dtype itself
+    with precision.policy_scope("float32"):  # layer_rates.time_shape casts to each dtype itself
       generator, discriminator = task_lib.Task(cfg).build_models()
     lr_shape = (cfg.crop.lr_size, cfg.crop.lr_size, 3)
     g_flops, d_flops = flops.model_flops(generator, lr_shape), flops.model_flops(discriminator)
