@@ -10,6 +10,7 @@ faces, ~1.5) per positive. The patches are then cut by ``roi_crop.crop_rois_with
 op the detector serves with.
 """
 import dataclasses
+import functools
 import math
 from typing import Optional
 
@@ -40,6 +41,9 @@ class RoiSamplerConfig:
     max_rois: RoIs per image at most (positives and backgrounds subsampled keeping the ratio).
     keep_ignored: also return the ignored proposals (label -1); the training pipeline drops them.
     max_attempts: candidate draws per wanted jittered / background box before giving up.
+    crowd_ioa: share of a RoI's area inside a crowd region (COCO ``iscrowd``) at or above which a
+      RoI that is not an object is ignored instead of background (Detectron's
+      TRAIN.CROWD_FILTER_THRESH, 0.7).
   """
   fg_iou: float = 0.5
   bg_iou: float = 0.35
@@ -54,6 +58,7 @@ class RoiSamplerConfig:
   max_rois: int = 256
   keep_ignored: bool = False
   max_attempts: int = 20
+  crowd_ioa: float = 0.7
 
   def __post_init__(self):
     if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:
@@ -84,20 +89,26 @@ def _widths_heights(boxes):
   return boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
 
 
-def label_proposals(proposals, gt_boxes, gt_valid=None, fg_iou=0.5, bg_iou=0.35):
-  """Labels RoIs against the ground truth (SPEC section 5).
+def label_proposals(proposals, gt_boxes, gt_valid=None, fg_iou=0.5, bg_iou=0.35,
+                    gt_labels=None, crowd_boxes=None, crowd_ioa=0.7):
+  """Labels RoIs against the ground truth (SPEC section 5; MTGAN 4.5 for K classes).
 
-  Face (1): IoU >= `fg_iou` with a valid face. Background (0): IoU < `bg_iou` with every face,
-  valid or not. Anything else is ignored (-1).
+  Object (the matched box's label, 1 for faces): IoU >= `fg_iou` with a valid box, the label of
+  the valid box of highest IoU. Background (0): IoU < `bg_iou` with every box, valid or not, and
+  less than `crowd_ioa` of its area inside any crowd region. Anything else is ignored (-1).
 
   Args:
     proposals: [N, 4] boxes.
-    gt_boxes: [G, 4] faces.
+    gt_boxes: [G, 4] objects.
     gt_valid: [G] bool (WIDER's `invalid` flag negated); None = all valid.
+    gt_labels: [G] int labels 1..K; None = all 1 (faces).
+    crowd_boxes: [R, 4] crowd regions (COCO iscrowd): never matched, they only turn would-be
+      backgrounds into ignored RoIs.
+    crowd_ioa: the share of a RoI's area inside one crowd region that makes it ignored.
 
   Returns:
-    labels int32 [N]; matched int32 [N] (index into `gt_boxes` of the best valid face for faces,
-    -1 otherwise); ious float32 [N] (best IoU with a valid face, 0 without one).
+    labels int32 [N]; matched int32 [N] (index into `gt_boxes` of the best valid box for
+    objects, -1 otherwise); ious float32 [N] (best IoU with a valid box, 0 without one).
   """
   proposals = _as_boxes(proposals, "proposals")
   gt_boxes = _as_boxes(gt_boxes, "gt_boxes")
@@ -115,11 +126,32 @@ def label_proposals(proposals, gt_boxes, gt_valid=None, fg_iou=0.5, bg_iou=0.35)
   else:
     best = np.full(n, -1, np.int32)
     ious = np.zeros(n, np.float32)
+  classes = (np.ones(len(gt_boxes), np.int32) if gt_labels is None
+             else np.asarray(gt_labels, np.int32).reshape(-1))
+  if len(classes) != len(gt_boxes):
+    raise ValueError(f"gt_labels has {len(classes)} entries for {len(gt_boxes)} gt_boxes")
+  if classes.size and classes.min() < 1:
+    raise ValueError(f"gt_labels must be >= 1 (0 is background), got {classes.min()}")
   labels = np.full(n, -1, np.int32)
-  labels[max_all < bg_iou] = 0
-  labels[ious >= fg_iou] = 1
-  matched = np.where(labels == 1, best, -1).astype(np.int32)
+  labels[(max_all < bg_iou) & (crowd_share(proposals, crowd_boxes) < crowd_ioa)] = 0
+  is_object = ious >= fg_iou
+  labels[is_object] = classes[best[is_object]]
+  matched = np.where(is_object, best, -1).astype(np.int32)
   return labels, matched, ious
+
+
+def crowd_share(boxes, crowd_boxes):
+  """[N] the largest share of each box's area inside one crowd region (0 without regions)."""
+  boxes = _as_boxes(boxes, "boxes")
+  crowd = _as_boxes(crowd_boxes, "crowd_boxes")
+  if not len(boxes) or not len(crowd):
+    return np.zeros(len(boxes), np.float32)
+  iw = np.clip(np.minimum(boxes[:, None, 2], crowd[None, :, 2])
+               - np.maximum(boxes[:, None, 0], crowd[None, :, 0]), 0, None)
+  ih = np.clip(np.minimum(boxes[:, None, 3], crowd[None, :, 3])
+               - np.maximum(boxes[:, None, 1], crowd[None, :, 1]), 0, None)
+  area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-12)
+  return (iw * ih).max(axis=1) / area
 
 
 def _paired_iou(a, b):
@@ -226,7 +258,8 @@ def _rng(rng):
   return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng):
+def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng,
+                         gt_labels=None, crowd_boxes=None):
   """Training RoIs of one image: labelled proposals + jittered positives + random backgrounds.
 
   Positives: proposals with IoU >= fg_iou with a valid face, plus `jitter_per_face` jittered
@@ -243,11 +276,15 @@ def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng
     proposals: [P, 4] (extra columns such as scores are ignored), or None.
     config: RoiSamplerConfig.
     rng: np.random.Generator or an int seed. Same rng state -> same RoIs.
+    gt_labels: [G] labels 1..K of the boxes (None: all faces, label 1).
+    crowd_boxes: [R, 4] crowd regions (COCO iscrowd): never positives; RoIs mostly inside one
+      are ignored, not backgrounds.
 
   Returns:
-    dict of NumPy arrays: rois float32 [N, 4], labels int32 [N] (1 face, 0 background, -1
-    ignored), box_targets float32 [N, 4] (boxes.encode of the matched face against the RoI,
-    zeros elsewhere), ious float32 [N] (best IoU with a valid face), matched int32 [N].
+    dict of NumPy arrays: rois float32 [N, 4], labels int32 [N] (1..K the matched box's label,
+    0 background, -1 ignored), box_targets float32 [N, 4] (boxes.encode of the matched box
+    against the RoI, zeros elsewhere; the loss picks the label's class-specific deltas), ious
+    float32 [N] (best IoU with a valid box), matched int32 [N].
   """
   rng = _rng(rng)
   gt_boxes = _as_boxes(gt_boxes, "gt_boxes")
@@ -259,9 +296,12 @@ def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng
   pw, ph = _widths_heights(proposals)
   proposals = proposals[np.isfinite(proposals).all(axis=1) & (pw > 0) & (ph > 0)]
 
-  labels, _, _ = label_proposals(proposals, gt_boxes, valid, config.fg_iou, config.bg_iou)
+  label = functools.partial(label_proposals, gt_boxes=gt_boxes, gt_valid=valid,
+                            fg_iou=config.fg_iou, bg_iou=config.bg_iou, gt_labels=gt_labels,
+                            crowd_boxes=crowd_boxes, crowd_ioa=config.crowd_ioa)
+  labels, _, _ = label(proposals)
   jittered, _ = jitter_positives(gt_boxes[valid], config.jitter_per_face, config, rng)
-  positives = np.concatenate([proposals[labels == 1], jittered])
+  positives = np.concatenate([proposals[labels >= 1], jittered])
   if config.num_background is not None:
     num_bg = config.num_background
   else:
@@ -285,23 +325,24 @@ def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng
     parts.append(ignored[_subsample(len(ignored), room, rng)])
   rois = np.concatenate(parts).astype(np.float32).reshape(-1, 4)
 
-  labels, matched, ious = label_proposals(rois, gt_boxes, valid, config.fg_iou, config.bg_iou)
+  labels, matched, ious = label(rois)
   box_targets = np.zeros((len(rois), 4), np.float32)
-  face = labels == 1
-  if face.any():
-    box_targets[face] = box_ops.encode(gt_boxes[matched[face]], rois[face]).numpy()
+  positive = labels >= 1
+  if positive.any():
+    box_targets[positive] = box_ops.encode(gt_boxes[matched[positive]], rois[positive]).numpy()
   return {"rois": rois, "labels": labels, "box_targets": box_targets, "ious": ious,
           "matched": matched}
 
 
 def make_training_examples(image, gt_boxes, gt_valid, proposals, config: RoiSamplerConfig,
-                           crop: roi_crop.CropConfig, rng):
+                           crop: roi_crop.CropConfig, rng, gt_labels=None, crowd_boxes=None):
   """`sample_training_rois` plus the patches `crop` cuts: adds ``hr`` float32 [N, 64, 64, 3] and
   ``lr`` float32 [N, 16, 16, 3] (model range [-1, 1]; `imaging.to_uint8` for storage)."""
   image = np.asarray(image)
   if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
     raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-  out = sample_training_rois(image.shape, gt_boxes, gt_valid, proposals, config, rng)
+  out = sample_training_rois(image.shape, gt_boxes, gt_valid, proposals, config, rng,
+                             gt_labels=gt_labels, crowd_boxes=crowd_boxes)
   hr, lr = roi_crop.compiled_crop(crop)(tf.constant(image), tf.constant(out["rois"]))
   out["hr"] = hr.numpy()
   out["lr"] = lr.numpy()

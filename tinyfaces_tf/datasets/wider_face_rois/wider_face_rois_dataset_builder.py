@@ -26,41 +26,26 @@ cluster (README "Scaling out"). Keys and per-image seeds make every runner write
 the in-process build.
 """
 import dataclasses
-import hashlib
-import importlib.util
-import json
-import os
 from typing import Iterator, Optional, Tuple
 
-from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from tinyfaces_tf import boxes
-from tinyfaces_tf import imaging
 from tinyfaces_tf import roi_crop
 from tinyfaces_tf.data import result_files
 from tinyfaces_tf.data import roi_sampler
 from tinyfaces_tf.data import wider_face
+from tinyfaces_tf.datasets import roi_builder
+from tinyfaces_tf.datasets.roi_builder import UnreadableImageError
+from tinyfaces_tf.datasets.roi_builder import config_name
+from tinyfaces_tf.datasets.roi_builder import image_seed
 
 # Journal Table 3 context factors; x2.0 is the one the journal keeps.
 CONTEXT_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)
 # TFDS split name -> WIDER's folder / file infix.
 SPLITS = {"train": "train", "validation": "val"}
-
-
-def config_name(crop: roi_crop.CropConfig,
-                sampler: roi_sampler.RoiSamplerConfig = roi_sampler.RoiSamplerConfig()) -> str:
-  """The BuilderConfig name of a crop + sampler: "x2.0" for the context factor with every other
-  setting at its default, else "x2.0-<hash of the settings>" (so two settings never share a
-  directory)."""
-  name = f"x{crop.context:.1f}"
-  defaults = (roi_crop.CropConfig(context=crop.context), roi_sampler.RoiSamplerConfig())
-  if (crop, sampler) != defaults:
-    settings = json.dumps([dataclasses.asdict(crop), dataclasses.asdict(sampler)], sort_keys=True)
-    name += "-" + hashlib.sha256(settings.encode()).hexdigest()[:10]
-  return name
 
 
 class WiderFaceRoisConfig(tfds.core.BuilderConfig):
@@ -74,16 +59,7 @@ class WiderFaceRoisConfig(tfds.core.BuilderConfig):
     self.crop, self.sampler = crop, sampler
 
 
-def image_seed(name):
-  """Per-image RNG seed from the image name: same RoIs whatever the order or the process.
-
-  The seed does not depend on the context factor, so the x1.0 ... x4.0 configs sample the same
-  RoIs and differ only in the crop (what journal Table 3 compares).
-  """
-  return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
-
-
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(roi_builder.RoiBuilderMixin, tfds.core.GeneratorBasedBuilder):
   """WIDER FACE RoIs for the tiny-face GAN (Bai et al.; SPEC section 5)."""
 
   # TFDS 4.9.10 finds a package builder's file through `importlib_resources`, which it only
@@ -114,51 +90,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   positives and random background windows only (tinyfaces_tf.data.roi_sampler).
   """
 
-  def __init__(self, *args, beam: Optional[bool] = None, proposer: Optional[str] = None,
-               skipped_dir: Optional[str] = None, **kwargs):
-    """TFDS builder arguments, plus:
-
-    Args:
-      beam: build with Apache Beam (images spread over the runner's workers; TFDS's Beam dataset
-        pattern, `--beam_pipeline_options` of `tfds build`). None: when apache-beam is
-        installed. Either way gives the same examples (per-image keys and seeds).
-      proposer: a proposer spec ("mtcnn", "windows", "results:DIR") run on the images that have
-        no proposal file under <manual_dir>/proposals/<split>/ (in the workers, under Beam).
-        None: such images get ground-truth jitter and random background windows only.
-      skipped_dir: where "<name>-<config>-<split>-skipped_images.txt" lists the images a build
-        skipped as undecodable (written only when there are some). None: they are logged and
-        counted only (``skipped_images``; under Beam, the "skipped_images" metric).
-    """
-    super().__init__(*args, **kwargs)
-    self.beam = _beam_available() if beam is None else beam
-    self.proposer, self.skipped_dir = proposer, skipped_dir
-    # WIDER split -> [(path, reason)] of the images the last in-process build skipped.
-    self.skipped_images = {}
-
-  def skipped_report(self, split: str) -> Optional[str]:
-    """The path a build lists the split's skipped images in (None without skipped_dir)."""
-    if not self.skipped_dir:
-      return None
-    return os.path.join(self.skipped_dir,
-                        f"{self.name}-{self.builder_config.name}-{split}-skipped_images.txt")
-
   def _info(self) -> tfds.core.DatasetInfo:
-    crop = self.builder_config.crop
-    hr, lr = crop.hr_size, crop.lr_size
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "lr": tfds.features.Image(shape=(lr, lr, 3), encoding_format="png",
-                                      doc="Bicubic x4 down-sampling of hr."),
-            "hr": tfds.features.Image(shape=(hr, hr, 3), encoding_format="png",
-                                      doc="Context window resized to the HR size."),
-            "label": tfds.features.Scalar(np.int64, doc="1 face, 0 background (-1 ignored)."),
-            "box_target": tfds.features.Tensor(shape=(4,), dtype=np.float32,
-                                               doc="Fast R-CNN deltas / (0.1, 0.1, 0.2, 0.2)."),
-            "roi": tfds.features.Tensor(shape=(4,), dtype=np.float32,
-                                        doc="RoI, pixel x1 y1 x2 y2 in the source image."),
-            "iou": tfds.features.Scalar(np.float32, doc="Best IoU with a valid face."),
-            "image/filename": tfds.features.Text(doc="WIDER name event/file.jpg."),
-        }),
+        features=tfds.features.FeaturesDict(roi_builder.roi_features(
+            self.builder_config.crop, label_doc="1 face, 0 background (-1 ignored).",
+            **{"image/filename": tfds.features.Text(doc="WIDER name event/file.jpg.")})),
         supervised_keys=None,
         homepage="http://shuoyang1213.me/WIDERFACE/",
         citation=_CITATION,
@@ -179,28 +115,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     annotations = wider_face.WiderFace(str(root)).annotations(split)
     examples = ImageExamples(str(root), split, self.builder_config.crop,
                              self.builder_config.sampler, self.proposer)
-    if self.beam:
-      return _beam_examples(annotations, examples, self.skipped_report(split))
-    return self._examples_in_process(annotations, examples, split)
-
-  def _examples_in_process(self, annotations, examples, split):
-    skipped = self.skipped_images.setdefault(split, [])
-    for annotation in annotations:
-      try:
-        yield from examples(annotation)
-      except UnreadableImageError as e:  # one bad file never stops a 32k-image build
-        logging.warning("skipping %s", e)
-        skipped.append((examples.image_path(annotation.name), str(e)))
-    if skipped and self.skipped_dir:
-      imaging.write_skipped_report(self.skipped_report(split), skipped)
-
-
-class UnreadableImageError(Exception):
-  """An image that is missing or cannot be decoded: skipped and listed, the build goes on."""
-
-
-def _beam_available() -> bool:
-  return importlib.util.find_spec("apache_beam") is not None
+    return self.examples_of(annotations, examples, examples.record_path, split)
 
 
 class ImageExamples:
@@ -220,6 +135,9 @@ class ImageExamples:
 
   def image_path(self, name: str) -> str:
     return self.dataset.image_path(self.split, name)
+
+  def record_path(self, annotation) -> str:
+    return self.image_path(annotation.name)
 
   def proposals(self, name: str, image: np.ndarray) -> Optional[np.ndarray]:
     """xyxy float32 [P, 4] proposals of one image, or None."""
@@ -246,55 +164,7 @@ class ImageExamples:
     examples = roi_sampler.make_training_examples(
         image, annotation.boxes_xyxy, annotation.valid, self.proposals(name, image),
         self.sampler, self.crop, rng)
-    lr = imaging.to_uint8(examples["lr"]).numpy()
-    hr = imaging.to_uint8(examples["hr"]).numpy()
-    for i in range(len(lr)):
-      yield f"{name}#{i}", {
-          "lr": lr[i],
-          "hr": hr[i],
-          "label": int(examples["labels"][i]),
-          "box_target": np.asarray(examples["box_targets"][i], np.float32),
-          "roi": np.asarray(examples["rois"][i], np.float32),
-          "iou": float(examples["ious"][i]),
-          "image/filename": name,
-      }
-
-
-_SKIPPED = "skipped"
-
-
-def _beam_examples(annotations, examples: ImageExamples, skipped_report: Optional[str]):
-  """The Beam PTransform of a split: annotations -> workers -> (key, example) pairs; undecodable
-  images go to the "skipped_images" counter and, with a report path, into that file."""
-  beam = tfds.core.lazy_imports.apache_beam
-
-  def image_examples(annotation):
-    try:
-      yield from examples(annotation)
-    except UnreadableImageError as e:
-      logging.warning("skipping %s", e)
-      beam.metrics.Metrics.counter("wider_face_rois", "skipped_images").inc()
-      yield beam.pvalue.TaggedOutput(_SKIPPED, (examples.image_path(annotation.name), str(e)))
-
-  @beam.ptransform_fn
-  def split_examples(root):
-    outputs = (root
-               | "Annotations" >> beam.Create(annotations)
-               # Spreads the images over the workers (Create's output stays in one bundle).
-               | "Reshuffle" >> beam.Reshuffle()
-               | "Examples" >> beam.FlatMap(image_examples).with_outputs(_SKIPPED, main="examples"))
-    if skipped_report:
-      _ = (outputs[_SKIPPED]
-           | "Skipped" >> beam.combiners.ToList()
-           | "Report" >> beam.Map(_write_report, skipped_report))
-    return outputs.examples
-
-  return split_examples()  # pylint: disable=no-value-for-parameter
-
-
-def _write_report(skipped, path):
-  if skipped:  # nothing skipped: no file, as in the in-process build
-    imaging.write_skipped_report(path, sorted(skipped))
+    return roi_builder.encode_examples(name, examples)
 
 
 _CITATION = """
