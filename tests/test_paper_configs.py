@@ -32,6 +32,30 @@ def test_paper_preset_trains_and_exports(preset, tmp_path, restore_policy):
                              tf.sigmoid(gan(lr)["cls_logits"][:, 0]), rtol=1e-4, atol=atol)
 
 
+@pytest.mark.parametrize("preset", ["mtgan_coco", "mtgan_coco_r101"])
+def test_mtgan_coco_preset_trains_exports_and_detects_classes(preset, tmp_path, restore_policy):
+  """MTGAN's COCO presets (K = 80, ResNet-50 / ResNet-101 D): a step, an export whose detect
+  returns class ids and class-specific boxes with per-class NMS."""
+  from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.replace(config_lib.get_preset(preset), train={
+      "batch_size": 2, "steps": 1, "checkpoint_every": 1, "precision": "float32"})
+  assert cfg.discriminator.num_classes == 81 and cfg.detect.max_rois == 100
+  task = task_lib.Task(cfg)
+  result, gan = task.train(task.build_synthetic_dataset(), str(tmp_path))
+  assert result.steps == 1 and np.isfinite(result.metrics["d_loss"])
+  assert gan.discriminator.output["box_deltas"].shape[-1] == 4 * 81
+  detector = export.SavedModelDetector(task.export(gan.generator, gan.discriminator,
+                                                   str(tmp_path / "export")))
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (96, 128, 3), np.uint8)
+  xy = rng.uniform(0, 60, (5, 2)).astype(np.float32)
+  boxes, scores, labels = detector.detect_classes(image, np.concatenate([xy, xy + 30], 1),
+                                                  np.linspace(1, 0.5, 5))
+  assert len(boxes) == len(scores) == len(labels) and 0 < len(labels) <= 100
+  assert labels.dtype == np.int32 and labels.min() >= 1 and labels.max() <= 80
+  assert np.all(np.diff(scores) <= 1e-7)
+
+
 def parse(*args):
   """tinyfaces-train's config flags on flagfile paths (or other arguments)."""
   fv = flags.FlagValues()

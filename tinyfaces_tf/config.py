@@ -17,6 +17,7 @@ from typing import Any, Optional
 from tinyfaces_tf import atomic
 from tinyfaces_tf import precision as precision_lib
 from tinyfaces_tf.data.adapters import DATASET_FAMILIES
+from tinyfaces_tf.data.adapters import get_adapter
 from tinyfaces_tf.data.pipeline import PipelineConfig
 from tinyfaces_tf.data.roi_sampler import RoiSamplerConfig
 from tinyfaces_tf.detection.detector import DetectConfig
@@ -28,6 +29,8 @@ from tinyfaces_tf.roi_crop import CropConfig
 PRECISIONS = ("auto", *precision_lib.POLICIES)
 D_OPTIMIZERS = ("adam", "sgd")
 CONFIG_FILE = "config.json"  # beside the checkpoints of a run directory
+COCO_CLASSES = 80  # K of the COCO detection task
+DEMO_COCO_CLASSES = 3  # K of the COCO-format demo (data/demo_coco.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +44,8 @@ class OptimizerConfig:
     beta_1: Adam's beta_1 (journal 4.2: 0.9).
     sgd_momentum: momentum of the SGD discriminator optimizer.
     decay_epochs: epochs after which both rates are multiplied by decay_factor (journal: 6).
+    decay_steps: GAN steps after which they are, instead of decay_epochs (MTGAN on COCO: x0.1
+      after 40k mini-batches); empty: decay_epochs.
     decay_factor: the step decay factor (0.1).
     pretrain_learning_rate: Adam rate of the MSE-only generator warm start.
   """
@@ -50,6 +55,7 @@ class OptimizerConfig:
   beta_1: float = 0.9
   sgd_momentum: float = 0.9
   decay_epochs: tuple[float, ...] = (6.0,)
+  decay_steps: tuple[int, ...] = ()
   decay_factor: float = 0.1
   pretrain_learning_rate: float = 1e-4
 
@@ -62,6 +68,9 @@ class OptimizerConfig:
       raise ValueError(f"optimizer learning rates must be > 0, got {rates}")
     if any(e <= 0 for e in self.decay_epochs):
       raise ValueError(f"optimizer.decay_epochs must be > 0, got {self.decay_epochs}")
+    if any(s < 1 for s in self.decay_steps) or list(self.decay_steps) != sorted(self.decay_steps):
+      raise ValueError(f"optimizer.decay_steps must be ascending steps >= 1, got "
+                       f"{self.decay_steps}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,14 +123,24 @@ class DataConfig:
   """Which dataset family the run reads (its adapter: ``data/adapters.py``).
 
   Attributes:
-    family: the dataset adapter ("wider_face"); it knows the raw layout, the TFDS RoI builder,
-      the result format and the official evaluation.
+    family: the dataset adapter ("wider_face", "coco"); it knows the raw layout, the TFDS RoI
+      builder, the result format and the official evaluation.
+    train_split: the raw split training RoIs are cut from (None: the family's, "train" /
+      "train2017"; MTGAN on COCO: "trainval35k2014").
+    eval_split: the raw split detections are evaluated on (None: "val" / "val2017"; MTGAN:
+      "minival2014").
   """
   family: str = dataclasses.field(default="wider_face", metadata={"choices": DATASET_FAMILIES})
+  train_split: Optional[str] = None
+  eval_split: Optional[str] = None
 
   def __post_init__(self):
     if self.family not in DATASET_FAMILIES:
       raise ValueError(f"data.family must be one of {DATASET_FAMILIES}, got {self.family!r}")
+    try:
+      get_adapter(self.family, None, self.train_split, self.eval_split)
+    except ValueError as e:
+      raise ValueError(f"data: {e}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +168,16 @@ def replace(config, **sections):
 _MTGAN_OPTIMIZER = OptimizerConfig(g_learning_rate=1e-4, d_learning_rate=1e-4, d_optimizer="sgd",
                                    decay_epochs=(3.0,))
 
+_MTGAN_COCO = ExperimentConfig(
+    generator=GeneratorConfig("mtgan", residual_units=5),
+    discriminator=DiscriminatorConfig("resnet50", num_classes=COCO_CLASSES + 1),
+    optimizer=OptimizerConfig(g_learning_rate=1e-4, d_learning_rate=1e-2, d_optimizer="sgd",
+                              decay_epochs=(), decay_steps=(40_000,)),
+    train=TrainConfig(steps=80_000),
+    crop=CropConfig(context=1.0),
+    detect=DetectConfig(nms_iou=0.5, max_rois=100, max_detections=100),
+    data=DataConfig("coco", train_split="trainval35k2014", eval_split="minival2014"))
+
 PRESETS = {
     # Journal "Ours*": tinyfaces G (G1 + G2), ResNet50 D with reg branch, context x2.0.
     "journal": ExperimentConfig(discriminator=DiscriminatorConfig("resnet50")),
@@ -162,6 +191,12 @@ PRESETS = {
     # MTGAN Table 4 "SBU": bilinear up-sampling instead of a learned generator.
     "sbu": ExperimentConfig(generator=GeneratorConfig("bilinear"), optimizer=_MTGAN_OPTIMIZER,
                             train=TrainConfig(epochs=6.0), crop=CropConfig(context=1.0)),
+    # MTGAN on COCO (MTGAN 4.2): SRGAN-like G (Adam), ResNet-50 D over K + 1 = 81 classes with
+    # class-specific boxes (SGD 0.01, x0.1 after 40k mini-batches, 80k iterations), no context,
+    # trainval35k / minival, 100 RoIs per test image.
+    "mtgan_coco": _MTGAN_COCO,
+    # MTGAN Table 2's ResNet-101 discriminator.
+    "mtgan_coco_r101": replace(_MTGAN_COCO, discriminator={"backbone": "resnet101"}),
     # The demo: same structure at CPU size (narrow G, tiny D), trains in minutes on 2 cores.
     "demo": ExperimentConfig(
         generator=GeneratorConfig("tinyfaces", width=16, upsample_width=32, residual_units=1),
@@ -170,6 +205,12 @@ PRESETS = {
                                   pretrain_learning_rate=2e-3),
         train=TrainConfig(batch_size=32, steps=600, pretrain_steps=200, checkpoint_every=100)),
 }
+# The COCO-format demo (data/demo_coco.py: face, coin, cat): the demo's networks over K + 1 = 4
+# classes with class-specific boxes, MTGAN's crop and detection settings, the demo's schedule.
+PRESETS["demo_coco"] = replace(
+    PRESETS["demo"], discriminator={"num_classes": DEMO_COCO_CLASSES + 1},
+    crop={"context": 1.0}, detect=dataclasses.asdict(_MTGAN_COCO.detect),
+    data={"family": "coco"})
 
 
 def get_preset(name: str) -> ExperimentConfig:

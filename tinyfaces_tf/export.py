@@ -5,8 +5,10 @@ Signatures:
       sr [N, 64, 64, 3], face_prob [N] (class_probs [N, C] for multi-class), real_prob [N],
       box_deltas [N, 4 or 4C]
   detect(image: uint8 [H, W, 3] (or [H, W, 1] grey), boxes: float32 [N, 4] pixel x1, y1, x2, y2,
-         scores: float32 [N]) -> boxes [M, 4] (same format), scores [M]; proposals with
-      non-finite values or without positive size are dropped
+         scores: float32 [N][, labels: int32 [N] for a K + 1-class D: the proposer's class 1..K,
+         0 class-agnostic]) -> boxes [M, 4] (same format), scores [M], labels int32 [M] (1 for
+      faces; per-class NMS, class-specific boxes for K classes); proposals with non-finite
+      values or without positive size are dropped
   detect_score_fusion_none / detect_score_fusion_product: detect with that score fusion, for each
       fusion other than the config's (which ``detect`` uses)
 The patch sizes, crop context, RoI budget, NMS and score fusion are the config's; the config is
@@ -110,9 +112,15 @@ class SavedModelDetector:
       self._detect = getattr(self.model, fusion_endpoint(score_fusion))
       self.config = dataclasses.replace(self.config, detect=detect)
 
+  @property
+  def multi_class(self) -> bool:
+    return self.config.discriminator.num_classes > 1
+
   def __call__(self, image, proposals, proposal_scores):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    out = self._detect(detector_lib.checked_image(image),
-                       tf.reshape(tf.convert_to_tensor(proposals, tf.float32), [-1, 4]),
-                       tf.reshape(tf.convert_to_tensor(proposal_scores, tf.float32), [-1]))
-    return out["boxes"].numpy(), out["scores"].numpy()
+    """(boxes, scores) numpy, highest score first."""
+    return self.detect_classes(image, proposals, proposal_scores)[:2]
+
+  def detect_classes(self, image, proposals, proposal_scores, proposal_labels=None):
+    """(boxes, scores, labels 1..K) numpy; ``proposal_labels`` 1..K or 0 (class-agnostic)."""
+    return detector_lib.detect_call(self._detect, self.multi_class, image, proposals,
+                                    proposal_scores, proposal_labels)

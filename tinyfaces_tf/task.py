@@ -27,7 +27,8 @@ class Task:
 
   def __init__(self, config: config_lib.ExperimentConfig, root: Optional[str] = None):
     self.config = config
-    self.adapter = adapters.get_adapter(config.data.family, root)
+    self.adapter = adapters.get_adapter(config.data.family, root, config.data.train_split,
+                                        config.data.eval_split)
 
   @classmethod
   def from_run_dir(cls, run_dir: str, root: Optional[str] = None) -> "Task":
@@ -167,10 +168,14 @@ class Task:
     return written if own_path == path else None
 
   def build_proposer(self, spec: str):
-    """A proposer from its spec ("mtcnn", "results:DIR", "windows"), capped at the config's RoI
-    budget per image."""
+    """A proposer from its spec ("mtcnn", "results:DIR", "coco_results:FILE", "windows"),
+    capped at the config's RoI budget per image; COCO results get the dataset's labels."""
     from tinyfaces_tf import proposals  # pylint: disable=g-import-not-at-top
-    return proposals.make_proposer(spec, max_rois=self.config.detect.max_rois)
+    category_ids = None
+    if spec.startswith("coco_results:") and self.adapter.root is not None:
+      category_ids = self.adapter.category_ids()
+    return proposals.make_proposer(spec, category_ids=category_ids,
+                                   max_rois=self.config.detect.max_rois)
 
   def build_evaluator(self) -> Callable[..., dict]:
     """evaluate({label: results_dir}, out_dir) -> {label: metrics} with the family's protocol."""

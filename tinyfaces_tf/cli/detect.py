@@ -5,6 +5,9 @@ One image (writes OUT.png with detections drawn and OUT.json):
 A split (writes result files, plus the proposer's own as a baseline):
   tinyfaces-detect --model=runs/demo/export --wider_dir=data/demo --split=val \
       --results_dir=runs/demo/results/gan --baseline_dir=runs/demo/results/baseline
+A COCO split (an export of a COCO config; one COCO results list per image, per-class labels):
+  tinyfaces-detect --model=runs/coco/export --root=COCO --split=val2017 \
+      --proposer=coco_results:faster_rcnn_val2017.json --results_dir=runs/coco/results/ours
 
 The crop, RoI budget, NMS and score fusion are the export's (its assets.extra/config.json);
 --score_fusion=product|none overrides the fusion.
@@ -21,14 +24,18 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel directory written by tinyfaces-train/-export.")
 flags.DEFINE_string("image", None, "An image to detect faces in.")
 flags.DEFINE_string("out", None, "Output PNG for --image (a .json is written beside it).")
-flags.DEFINE_string("proposer", "mtcnn", "mtcnn | lbp | results:DIR | windows")
+flags.DEFINE_string("proposer", "mtcnn",
+                    "mtcnn | lbp | results:DIR | coco_results:FILE | windows")
 flags.DEFINE_string("score_fusion", None, "none | product: override the export's score fusion. "
                     "none: D's face probability alone. product: times the proposer's own score "
                     "(MTGAN Table 6's ensemble); use it when the proposer is strong and the model "
                     "was trained on data unlike yours (e.g. the demo model on real photographs).")
 flags.DEFINE_float("min_score", 0.5, "Score threshold for drawing and the JSON of --image.")
 flags.DEFINE_string("wider_dir", None, "Dataset root (WIDER layout) for split mode.")
-flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Split for split mode.")
+flags.DEFINE_string("root", None, "Dataset root for split mode, in the layout of the export's "
+                    "dataset family (WIDER FACE or COCO); same as --wider_dir.")
+flags.DEFINE_string("split", None, "Split for split mode (WIDER: train | val | test; COCO: "
+                    "val2017, minival2014, ...). Default: the config's evaluation split.")
 flags.DEFINE_string("results_dir", None, "Where split mode writes our result files.")
 flags.DEFINE_string("baseline_dir", None, "Where split mode writes the proposer's own results.")
 flags.DEFINE_integer("limit", None, "Only the first N images of the split.", lower_bound=1)
@@ -64,15 +71,19 @@ def main(argv):
   del argv
   if FLAGS.image and not FLAGS.out:
     common.usage_error("--out is required with --image")
-  if not FLAGS.image and not (FLAGS.wider_dir and FLAGS.results_dir):
-    common.usage_error("give --image and --out, or --wider_dir and --results_dir")
+  if FLAGS.root and FLAGS.wider_dir and FLAGS.root != FLAGS.wider_dir:
+    common.usage_error("--root and --wider_dir name the same thing; give one")
+  root = FLAGS.root or FLAGS.wider_dir
+  if not FLAGS.image and not (root and FLAGS.results_dir):
+    common.usage_error("give --image and --out, or --root (--wider_dir) and --results_dir")
   if FLAGS.image:
     json_out = os.path.splitext(FLAGS.out)[0] + ".json"
     common.check_distinct_paths(image=FLAGS.image, out=FLAGS.out, model=FLAGS.model)
     common.check_distinct_paths(image=FLAGS.image, **{"out (its .json)": json_out})
   else:
     common.check_distinct_paths(results_dir=FLAGS.results_dir, baseline_dir=FLAGS.baseline_dir,
-                                wider_dir=FLAGS.wider_dir, model=FLAGS.model)
+                                **{"root" if FLAGS.root else "wider_dir": root},
+                                model=FLAGS.model)
   from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
@@ -80,7 +91,7 @@ def main(argv):
     detector = export.SavedModelDetector(FLAGS.model, score_fusion=FLAGS.score_fusion)
   except ValueError as e:
     common.usage_error(f"--score_fusion: {e}")
-  task = task_lib.Task(detector.config, FLAGS.wider_dir)
+  task = task_lib.Task(detector.config, root)
   try:
     proposer = task.build_proposer(FLAGS.proposer)
   except ValueError as e:
@@ -91,8 +102,13 @@ def main(argv):
     print(f"{len(record['detections'])} faces -> {FLAGS.out}, {json_path}")
     return 0
   adapter = task.adapter
-  summary = jobs.detect_split(detector, adapter.image_root(FLAGS.split),
-                              adapter.image_names(FLAGS.split), proposer, FLAGS.results_dir,
+  split = FLAGS.split or adapter.eval_split
+  try:
+    adapter.check_split(split)
+  except ValueError as e:
+    common.usage_error(f"--split: {e}")
+  summary = jobs.detect_split(detector, adapter.image_root(split),
+                              adapter.image_names(split), proposer, FLAGS.results_dir,
                               FLAGS.baseline_dir, FLAGS.limit, write=adapter.write_detections)
   print(f"{summary.images} images, {summary.detections} detections -> {FLAGS.results_dir}")
   if summary.skipped:

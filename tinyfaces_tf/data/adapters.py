@@ -8,7 +8,7 @@ import abc
 import os
 from typing import Dict, List, Optional
 
-DATASET_FAMILIES = ("wider_face",)
+DATASET_FAMILIES = ("wider_face", "coco")
 
 
 class DatasetAdapter(abc.ABC):
@@ -19,8 +19,17 @@ class DatasetAdapter(abc.ABC):
   train_split: str    # the raw split RoIs are cut from for training
   eval_split: str     # the raw split detections are evaluated on
 
-  def __init__(self, root: Optional[str] = None):
+  def __init__(self, root: Optional[str] = None, train_split: Optional[str] = None,
+               eval_split: Optional[str] = None):
+    """``train_split`` / ``eval_split``: the raw splits, None for the family's defaults."""
     self.root = None if root is None else os.fspath(root)
+    self.train_split = train_split or type(self).train_split
+    self.eval_split = eval_split or type(self).eval_split
+    for split in (self.train_split, self.eval_split):
+      self.check_split(split)
+
+  def check_split(self, split: str):
+    """ValueError naming ``split`` when the family has no such split."""
 
   def require_root(self):
     if self.root is None:
@@ -41,8 +50,10 @@ class DatasetAdapter(abc.ABC):
     ``builder_kwargs`` (beam, proposer, skipped_dir) go to the builder."""
 
   @abc.abstractmethod
-  def write_detections(self, results_dir: str, image_name: str, boxes_xyxy, scores) -> str:
-    """Writes one image's detections in the family's result format; returns the file."""
+  def write_detections(self, results_dir: str, image_name: str, boxes_xyxy, scores,
+                       labels=None) -> str:
+    """Writes one image's detections (``labels`` 1..K, None for faces or class-agnostic
+    boxes) in the family's result format; returns the file."""
 
   @abc.abstractmethod
   def evaluate(self, results: Dict[str, str], out_dir: str) -> Dict[str, Dict[str, float]]:
@@ -57,6 +68,11 @@ class WiderFaceAdapter(DatasetAdapter):
   rois_dataset = "wider_face_rois"
   train_split = "train"
   eval_split = "val"
+
+  def check_split(self, split):
+    from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
+    if split not in wider_face.SPLITS:
+      raise ValueError(f"unknown WIDER FACE split {split!r}; expected one of {wider_face.SPLITS}")
 
   def dataset(self):
     from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
@@ -80,7 +96,8 @@ class WiderFaceAdapter(DatasetAdapter):
     from tinyfaces_tf.datasets.wider_face_rois import wider_face_rois_dataset_builder as rois
     return rois.config_name(crop, sampler)
 
-  def write_detections(self, results_dir, image_name, boxes_xyxy, scores):
+  def write_detections(self, results_dir, image_name, boxes_xyxy, scores, labels=None):
+    del labels  # one class: faces
     from tinyfaces_tf.data import result_files  # pylint: disable=g-import-not-at-top
     return result_files.write_detections(results_dir, image_name, boxes_xyxy, scores)
 
@@ -96,11 +113,85 @@ class WiderFaceAdapter(DatasetAdapter):
     return report.evaluate_dirs(results, self.ground_truth_dir(), out_dir)
 
 
-ADAPTERS = {cls.family: cls for cls in (WiderFaceAdapter,)}
+class CocoAdapter(DatasetAdapter):
+  """COCO (or the project's COCO-format demo, same layout), pycocotools' evaluation; results are
+  one COCO results list per image (a job resumes image by image), gathered for evaluation."""
+
+  family = "coco"
+  rois_dataset = "coco_rois"
+  train_split = "train2017"
+  eval_split = "val2017"
+  RESULTS_FILE = "coco_results.json"  # the gathered results list, beside the per-image files
+  METRICS_FILE = "coco_ap.json"
+
+  def check_split(self, split):
+    from tinyfaces_tf.data import coco  # pylint: disable=g-import-not-at-top
+    coco.CocoDataset.check_split(split)
+
+  def dataset(self):
+    from tinyfaces_tf.data import coco  # pylint: disable=g-import-not-at-top
+    if getattr(self, "_dataset", None) is None:
+      self._dataset = coco.CocoDataset(self.require_root())
+    return self._dataset
+
+  def image_names(self, split):
+    return self.dataset().names(split)
+
+  def image_root(self, split):
+    del split  # names are "<folder>/<file>" under the root (trainval35k spans two folders)
+    return self.require_root()
+
+  def roi_builder(self, crop, sampler, data_dir, **builder_kwargs):
+    from tinyfaces_tf.datasets.coco_rois import coco_rois_dataset_builder as rois
+    config = rois.CocoRoisConfig(crop=crop, sampler=sampler, train_split=self.train_split,
+                                 eval_split=self.eval_split)
+    if config.name in rois.Builder.builder_configs:
+      config = config.name
+    return rois.Builder(config=config, data_dir=os.fspath(data_dir), **builder_kwargs)
+
+  def roi_config_name(self, crop, sampler):
+    from tinyfaces_tf.datasets.coco_rois import coco_rois_dataset_builder as rois
+    return rois.config_name(crop, sampler, self.train_split, self.eval_split)
+
+  def category_ids(self):
+    """COCO category id of each label 1..K (the evaluation split's categories)."""
+    return self.dataset().category_ids(self.eval_split)
+
+  def write_detections(self, results_dir, image_name, boxes_xyxy, scores, labels=None):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    from tinyfaces_tf.data import coco  # pylint: disable=g-import-not-at-top
+    scores = np.asarray(scores).reshape(-1)
+    if labels is None:
+      raise ValueError("COCO results need a class per box (labels 1..K)")
+    categories = np.asarray([0] + self.category_ids(), np.int64)
+    return coco.write_image_results(results_dir, image_name, boxes_xyxy, scores,
+                                    categories[np.asarray(labels, np.int64).reshape(-1)])
+
+  def evaluate(self, results, out_dir):
+    from tinyfaces_tf import atomic  # pylint: disable=g-import-not-at-top
+    from tinyfaces_tf.data import coco  # pylint: disable=g-import-not-at-top
+    from tinyfaces_tf.evaluation import coco as coco_eval  # pylint: disable=g-import-not-at-top
+    dataset = self.dataset()
+    names = dataset.names(self.eval_split)
+    image_ids = [coco.image_id_from_name(n) for n in names]
+    ground_truth = [c.dataset for c in dataset.coco(self.eval_split)]
+    if len(ground_truth) != 1:
+      raise ValueError(f"evaluation split {self.eval_split} spans several annotation files")
+    metrics = {}
+    for label, results_dir in results.items():
+      detections = coco.gather_results(results_dir, names)
+      atomic.write_json(os.path.join(results_dir, self.RESULTS_FILE), detections)
+      metrics[label] = coco_eval.evaluate_coco(ground_truth[0], detections, image_ids)
+    atomic.write_json(os.path.join(out_dir, self.METRICS_FILE), metrics)
+    return metrics
+
+
+ADAPTERS = {cls.family: cls for cls in (WiderFaceAdapter, CocoAdapter)}
 assert tuple(ADAPTERS) == DATASET_FAMILIES
 
 
-def get_adapter(family: str, root: Optional[str] = None) -> DatasetAdapter:
+def get_adapter(family: str, root: Optional[str] = None, train_split: Optional[str] = None,
+                eval_split: Optional[str] = None) -> DatasetAdapter:
   if family not in ADAPTERS:
     raise ValueError(f"unknown dataset family {family!r}; expected one of {DATASET_FAMILIES}")
-  return ADAPTERS[family](root)
+  return ADAPTERS[family](root, train_split, eval_split)

@@ -197,9 +197,9 @@ def jitter_positives(faces, count, config, rng):
   return candidates[keep].astype(np.float32), owner[keep]
 
 
-def random_backgrounds(image_shape, gt_boxes, count, config, rng):
+def random_backgrounds(image_shape, gt_boxes, count, config, rng, crowd_boxes=None):
   """`count` (or fewer, if attempts run out) windows inside the image with IoU < bg_iou with
-  every box in `gt_boxes`. Sizes follow the faces of the image (a random face's width and height
+  every box in `gt_boxes` and less than `crowd_ioa` of their area inside a crowd region. Sizes follow the faces of the image (a random face's width and height
   times a factor in [0.8, 1.25]); without faces, a log-uniform square side in
   `config.background_size_range`. A `hard_background_fraction` share is placed next to a face.
   """
@@ -242,6 +242,7 @@ def random_backgrounds(image_shape, gt_boxes, count, config, rng):
       cand = cand[inside]
       if len(gt_boxes) and len(cand):
         cand = cand[box_ops.iou_matrix(cand, gt_boxes).numpy().max(axis=1) < config.bg_iou]
+      cand = cand[crowd_share(cand, crowd_boxes) < config.crowd_ioa]
       got = np.concatenate([got, cand[:wanted - len(got)]])
     out.append(got)
   return np.concatenate(out).astype(np.float32)
@@ -309,7 +310,7 @@ def sample_training_rois(image_shape, gt_boxes, gt_valid, proposals, config, rng
   proposal_bg = proposals[labels == 0]
   proposal_bg = proposal_bg[_subsample(len(proposal_bg), num_bg, rng)]
   backgrounds = np.concatenate([proposal_bg, random_backgrounds(
-      image_shape, gt_boxes, num_bg - len(proposal_bg), config, rng)])
+      image_shape, gt_boxes, num_bg - len(proposal_bg), config, rng, crowd_boxes)])
 
   total = len(positives) + len(backgrounds)
   if total > config.max_rois:

@@ -64,14 +64,17 @@ def score_rois(generator, discriminator, lr):
 
 
 def detect_image(generator, discriminator, image, proposals, proposal_scores,
-                 crop: roi_crop.CropConfig, config: DetectConfig):
+                 crop: roi_crop.CropConfig, config: DetectConfig, proposal_labels=None):
   """One image: uint8 [H, W, 3] (or [H, W, 1] grey, repeated to RGB), proposals float32 [N, 4]
-  (pixel x1, y1, x2, y2) and their scores.
+  (pixel x1, y1, x2, y2), their scores and, for a K + 1-class D, their labels (int32 [N], 1..K
+  the proposer's class, 0 class-agnostic; None: all 0).
 
   Proposals with a non-finite coordinate or score, or without positive width and height (an
   inverted box), are dropped before anything else: they have no crop to score. Returns (boxes
-  [M, 4] x1, y1, x2, y2, scores [M]), highest score first. Graph-safe (used inside the exported
-  ``detect`` signature), so N may be 0.
+  [M, 4] x1, y1, x2, y2, scores [M], labels int32 [M]), highest score first: for faces one box
+  per kept RoI (label 1); for K classes per-class scores and class-specific boxes, NMS within
+  each class, at most ``max_detections`` in all (MTGAN 4.2: 100). Graph-safe (used inside the
+  exported ``detect`` signature), so N may be 0.
   """
   image = tf.convert_to_tensor(image)
   image = tf.ensure_shape(tf.cond(tf.shape(image)[-1] == 1,
@@ -79,34 +82,68 @@ def detect_image(generator, discriminator, image, proposals, proposal_scores,
                           [None, None, 3])
   proposals = tf.reshape(tf.cast(proposals, tf.float32), [-1, 4])
   proposal_scores = tf.reshape(tf.cast(proposal_scores, tf.float32), [-1])
+  proposal_labels = (tf.zeros_like(proposal_scores, tf.int32) if proposal_labels is None
+                     else tf.reshape(tf.cast(proposal_labels, tf.int32), [-1]))
   usable = (tf.reduce_all(tf.math.is_finite(proposals), axis=1)
             & tf.math.is_finite(proposal_scores)
             & (proposals[:, 2] > proposals[:, 0]) & (proposals[:, 3] > proposals[:, 1]))
-  proposals = tf.boolean_mask(proposals, usable)
-  proposal_scores = tf.boolean_mask(proposal_scores, usable)
+  proposals, proposal_scores, proposal_labels = (
+      tf.boolean_mask(t, usable) for t in (proposals, proposal_scores, proposal_labels))
   order = tf.argsort(proposal_scores, direction="DESCENDING", stable=True)[:config.max_rois]
-  proposals = tf.gather(proposals, order)
-  proposal_scores = tf.gather(proposal_scores, order)
+  proposals, proposal_scores, proposal_labels = (
+      tf.gather(t, order) for t in (proposals, proposal_scores, proposal_labels))
   # One dummy RoI is appended and dropped again: Keras batch norm rejects an empty batch, and a
   # graph-safe detect must accept images without proposals.
   n = tf.shape(proposals)[0]
   padded = tf.concat([proposals, tf.constant([[0.0, 0.0, 1.0, 1.0]])], axis=0)
   _, lr = roi_crop.crop_rois_with_context(image, padded, crop)
   out = {k: v[:n] for k, v in score_rois(generator, discriminator, lr).items()}
+  refine = config.refine_boxes and "box_deltas" in discriminator.output
+  shape = tf.shape(image)
+  if "class_probs" in out:
+    return _per_class_detections(out, proposals, proposal_scores, proposal_labels, shape,
+                                 config, refine)
   scores = out["face_prob"]
   if config.score_fusion == "product":
     scores = scores * proposal_scores
   refined = proposals
-  if config.refine_boxes and "box_deltas" in discriminator.output:
-    deltas = out["box_deltas"]
-    if deltas.shape[-1] != 4:  # class-specific: take the most probable non-background class
-      best = tf.argmax(out["class_probs"][:, 1:], axis=-1, output_type=tf.int32) + 1
-      deltas = tf.gather(tf.reshape(deltas, [tf.shape(deltas)[0], -1, 4]), best, batch_dims=1)
-    shape = tf.shape(image)
-    refined = box_ops.clip_to_image(box_ops.decode(deltas, proposals), shape[0], shape[1])
+  if refine:
+    refined = box_ops.clip_to_image(box_ops.decode(out["box_deltas"], proposals), shape[0],
+                                    shape[1])
   yx = tf.gather(refined, [1, 0, 3, 2], axis=1)
   keep = tf.image.non_max_suppression(yx, scores, config.max_detections, config.nms_iou)
-  return tf.gather(refined, keep), tf.gather(scores, keep)
+  return (tf.gather(refined, keep), tf.gather(scores, keep),
+          tf.ones_like(keep, dtype=tf.int32))
+
+
+def _per_class_detections(out, proposals, proposal_scores, proposal_labels, image_shape,
+                          config, refine):
+  """K classes: every RoI scores every class (softmax without background), boxes decoded with
+  that class's deltas, NMS within each class (never across), the best max_detections kept."""
+  probs = out["class_probs"][:, 1:]  # [N, K]
+  num_classes = tf.shape(probs)[1]
+  if config.score_fusion == "product":
+    # MTGAN Table 6: times the proposer's score of the same class; a class-agnostic proposal
+    # (label 0) scores every class, a labelled one only its own.
+    same_class = tf.one_hot(proposal_labels - 1, num_classes)
+    weight = tf.where(proposal_labels[:, None] > 0, same_class, tf.ones_like(probs))
+    probs = probs * proposal_scores[:, None] * weight
+  n = tf.shape(proposals)[0]
+  if refine:
+    deltas = tf.reshape(out["box_deltas"], [n, -1, 4])[:, 1:]  # [N, K, 4]
+    anchors = tf.repeat(proposals, num_classes, axis=0)
+    boxes = box_ops.clip_to_image(box_ops.decode(tf.reshape(deltas, [-1, 4]), anchors),
+                                  image_shape[0], image_shape[1])
+    boxes = tf.reshape(boxes, [n, num_classes, 4])
+  else:
+    boxes = proposals[:, None, :]  # one box shared by every class
+  yx = tf.gather(boxes, [1, 0, 3, 2], axis=-1)
+  nms = tf.image.combined_non_max_suppression(
+      yx[None], probs[None], max_output_size_per_class=config.max_detections,
+      max_total_size=config.max_detections, iou_threshold=config.nms_iou, clip_boxes=False)
+  valid = nms.valid_detections[0]
+  return (tf.gather(nms.nmsed_boxes[0, :valid], [1, 0, 3, 2], axis=-1),
+          nms.nmsed_scores[0, :valid], tf.cast(nms.nmsed_classes[0, :valid], tf.int32) + 1)
 
 
 class Detector:
@@ -128,20 +165,51 @@ class Detector:
             dataclasses.replace(config, score_fusion=fusion)))
         for fusion in SCORE_FUSIONS}
 
+  @property
+  def multi_class(self) -> bool:
+    """A K + 1-class D: ``detect`` also takes the proposals' labels."""
+    return self.discriminator.output["cls_logits"].shape[-1] > 1
+
   def _detect_function(self, config):
     generator, discriminator, crop = self.generator, self.discriminator, self.crop
-    return tf.function(
-        lambda image, boxes, scores: dict(zip(("boxes", "scores"), detect_image(
-            generator, discriminator, image, boxes, scores, crop, config))),
-        input_signature=[tf.TensorSpec([None, None, None], tf.uint8, name="image"),
-                         tf.TensorSpec([None, 4], tf.float32, name="boxes"),
-                         tf.TensorSpec([None], tf.float32, name="scores")])
+    inputs = [tf.TensorSpec([None, None, None], tf.uint8, name="image"),
+              tf.TensorSpec([None, 4], tf.float32, name="boxes"),
+              tf.TensorSpec([None], tf.float32, name="scores")]
+
+    def detect(image, boxes, scores, labels=None):
+      return dict(zip(OUTPUTS, detect_image(generator, discriminator, image, boxes, scores,
+                                            crop, config, labels)))
+
+    if self.multi_class:
+      return tf.function(detect, input_signature=inputs + [
+          tf.TensorSpec([None], tf.int32, name="labels")])
+    return tf.function(lambda image, boxes, scores: detect(image, boxes, scores),
+                       input_signature=inputs)
 
   def __call__(self, image, proposals, proposal_scores):
-    out = self.detect(checked_image(image),
-                      tf.convert_to_tensor(proposals, tf.float32),
-                      tf.convert_to_tensor(proposal_scores, tf.float32))
-    return out["boxes"].numpy(), out["scores"].numpy()
+    """(boxes, scores) numpy, highest score first."""
+    return self.detect_classes(image, proposals, proposal_scores)[:2]
+
+  def detect_classes(self, image, proposals, proposal_scores, proposal_labels=None):
+    """(boxes, scores, labels 1..K) numpy; ``proposal_labels`` 1..K or 0 (class-agnostic)."""
+    return detect_call(self.detect, self.multi_class, image, proposals, proposal_scores,
+                       proposal_labels)
+
+
+OUTPUTS = ("boxes", "scores", "labels")  # of the detect signatures
+
+
+def detect_call(detect, multi_class, image, proposals, proposal_scores, proposal_labels=None):
+  """Calls a detect function (in process or from a SavedModel) with checked inputs; returns
+  numpy (boxes, scores, labels)."""
+  proposals = tf.reshape(tf.convert_to_tensor(proposals, tf.float32), [-1, 4])
+  proposal_scores = tf.reshape(tf.convert_to_tensor(proposal_scores, tf.float32), [-1])
+  args = [checked_image(image), proposals, proposal_scores]
+  if multi_class:
+    args.append(tf.zeros_like(proposal_scores, tf.int32) if proposal_labels is None
+                else tf.reshape(tf.convert_to_tensor(proposal_labels, tf.int32), [-1]))
+  out = detect(*args)
+  return tuple(out[k].numpy() for k in OUTPUTS)
 
 
 def checked_image(image):

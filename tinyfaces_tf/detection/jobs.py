@@ -49,7 +49,14 @@ def iter_images(image_root: str, names: Sequence[str], summary: JobSummary,
     progress.update(i + 1)
 
 
-Writer = Callable[[str, str, np.ndarray, np.ndarray], str]
+# (dir, image name, boxes xyxy, scores, labels or None) -> file: a family's result format.
+Writer = Callable[..., str]
+
+
+def write_wider(results_dir: str, image_name: str, boxes_xyxy, scores, labels=None) -> str:
+  """WIDER result files (faces: ``labels`` unused)."""
+  del labels
+  return result_files.write_detections(results_dir, image_name, boxes_xyxy, scores)
 
 
 def shard(names: Sequence[str], index: int, count: int) -> List[str]:
@@ -62,7 +69,7 @@ def shard(names: Sequence[str], index: int, count: int) -> List[str]:
 
 def propose_split(proposer, image_root: str, names: Sequence[str], out_dir: str,
                   limit: Optional[int] = None,
-                  write: Writer = result_files.write_detections,
+                  write: Writer = write_wider,
                   done: Optional[Callable[[str], bool]] = None) -> JobSummary:
   """Writes the proposer's boxes and scores for every image as result files under ``out_dir``.
 
@@ -77,7 +84,7 @@ def propose_split(proposer, image_root: str, names: Sequence[str], out_dir: str,
     names = todo
   for name, image in iter_images(image_root, names, summary):
     proposals = proposer.propose(image, name)
-    write(out_dir, name, proposals.boxes, proposals.scores)
+    write(out_dir, name, proposals.boxes, proposals.scores, proposals.labels)
     summary.detections += len(proposals)
   summary.write_skipped(out_dir)
   return summary
@@ -86,12 +93,12 @@ def propose_split(proposer, image_root: str, names: Sequence[str], out_dir: str,
 def detect_split(detector: Callable, image_root: str, names: Sequence[str], proposer,
                  out_dir: str, baseline_dir: Optional[str] = None,
                  limit: Optional[int] = None,
-                 write: Writer = result_files.write_detections) -> JobSummary:
+                 write: Writer = write_wider) -> JobSummary:
   """Detects every image of a split and writes result files.
 
   Args:
-    detector: (image, boxes, scores) -> (boxes, scores), e.g. detection.Detector or
-      export.SavedModelDetector.
+    detector: detection.Detector or export.SavedModelDetector (its ``detect_classes``, with the
+      proposals' labels), or any (image, boxes, scores) -> (boxes, scores) callable.
     image_root: folder holding ``<event>/<file>.jpg`` (e.g. WIDER_val/images).
     names: "event/file.jpg" names (from the split's annotation file or test file list).
     proposer: a tinyfaces_tf.proposals Proposer.
@@ -99,15 +106,21 @@ def detect_split(detector: Callable, image_root: str, names: Sequence[str], prop
     baseline_dir: if given, the proposer's own boxes and scores are written there too, so the
       baseline is scored on exactly the same proposals.
     limit: only the first ``limit`` images.
-    write: (dir, image name, boxes xyxy, scores) -> file; the dataset family's result format.
+    write: (dir, image name, boxes xyxy, scores, labels) -> file; the dataset family's result
+      format (``DatasetAdapter.write_detections``).
   """
   summary = JobSummary()
+  detect_classes = getattr(detector, "detect_classes", None)
   for name, image in iter_images(image_root, list(names)[:limit], summary):
     proposals = proposer.propose(image, name)
-    boxes, scores = detector(image, proposals.boxes, proposals.scores)
-    write(out_dir, name, boxes, scores)
+    if detect_classes is not None:
+      boxes, scores, labels = detect_classes(image, proposals.boxes, proposals.scores,
+                                             proposals.labels)
+    else:
+      (boxes, scores), labels = detector(image, proposals.boxes, proposals.scores), None
+    write(out_dir, name, boxes, scores, labels)
     if baseline_dir:
-      write(baseline_dir, name, proposals.boxes, proposals.scores)
+      write(baseline_dir, name, proposals.boxes, proposals.scores, proposals.labels)
     summary.detections += len(scores)
   summary.write_skipped(out_dir)
   return summary

@@ -1,26 +1,29 @@
 """Baseline proposers behind one interface (SPEC section 6): MTCNN, scikit-image's LBP cascade (a
 weaker detector), stored WIDER result files and multi-scale windows.
-``make_proposer("mtcnn" | "lbp" | "results:DIR" | "windows")`` builds one from a command-line
-string."""
+COCO results files (``coco_results:FILE``).
+``make_proposer("mtcnn" | "lbp" | "results:DIR" | "coco_results:FILE" | "windows")`` builds one
+from a command-line string."""
 import os
 
 from tinyfaces_tf.proposals.base import DEFAULT_MAX_ROIS
 from tinyfaces_tf.proposals.base import Proposals
 from tinyfaces_tf.proposals.base import Proposer
 from tinyfaces_tf.proposals.base import make_proposals
+from tinyfaces_tf.proposals.coco_results import CocoResultsProposer
 from tinyfaces_tf.proposals.lbp_cascade import LbpCascadeProposer
 from tinyfaces_tf.proposals.mtcnn_proposer import MtcnnProposer
 from tinyfaces_tf.proposals.results import ResultsProposer
 from tinyfaces_tf.proposals.windows import SlidingWindowProposer
 
-SPECS = ("mtcnn", "lbp", "results:DIR", "windows")
+SPECS = ("mtcnn", "lbp", "results:DIR", "coco_results:FILE", "windows")
 
 
-def make_proposer(spec, **kwargs):
-  """Builds a proposer from ``spec``; ``kwargs`` go to its constructor (e.g. ``max_rois=100``).
+def make_proposer(spec, category_ids=None, **kwargs):
+  """Builds a proposer from ``spec``; ``kwargs`` go to its constructor (e.g. ``max_rois=100``);
+  ``category_ids`` (a COCO dataset's, label order) give coco_results proposals their labels.
 
   Raises ValueError naming ``spec`` if it is not one of "mtcnn", "lbp", "results:DIR" (DIR an
-  existing directory) or "windows".
+  existing directory), "coco_results:FILE" (an existing file) or "windows".
   """
   if not isinstance(spec, str):
     raise ValueError(f"proposer spec must be a string, got {spec!r}")
@@ -37,8 +40,12 @@ def make_proposer(spec, **kwargs):
     if not os.path.isdir(arg):
       raise ValueError(f"proposer spec {spec!r}: {arg} is not a directory")
     return ResultsProposer(arg, **kwargs)
+  if name == "coco_results" and sep:
+    if not os.path.isfile(arg):
+      raise ValueError(f"proposer spec {spec!r}: {arg or 'FILE'} is not a file")
+    return CocoResultsProposer(arg, category_ids=category_ids, **kwargs)
   raise ValueError(f"unknown proposer spec {spec!r}; expected one of {', '.join(SPECS)}")
 
 
-__all__ = ["DEFAULT_MAX_ROIS", "LbpCascadeProposer", "MtcnnProposer", "Proposals", "Proposer",
+__all__ = ["CocoResultsProposer", "DEFAULT_MAX_ROIS", "LbpCascadeProposer", "MtcnnProposer", "Proposals", "Proposer",
            "ResultsProposer", "SlidingWindowProposer", "make_proposals", "make_proposer"]

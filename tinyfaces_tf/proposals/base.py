@@ -5,6 +5,7 @@ Every baseline proposer (MTCNN, any detector's WIDER result files, multi-scale w
 """
 import abc
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -19,25 +20,33 @@ class Proposals:
   Attributes:
     boxes: float32 [N, 4] pixel x1, y1, x2, y2 (x2 = x1 + w).
     scores: float32 [N], the proposer's own confidence.
+    labels: int32 [N] the proposer's class 1..K (0 where it has none) for multi-class
+      proposers, None for face proposers and class-agnostic ones.
   """
   boxes: np.ndarray
   scores: np.ndarray
+  labels: Optional[np.ndarray] = None
 
   def __len__(self):
     return int(self.scores.shape[0])
 
 
-def make_proposals(boxes, scores, max_rois):
+def make_proposals(boxes, scores, max_rois, labels=None):
   """Validated ``Proposals``: sorted by score descending (stable), the first ``max_rois`` kept."""
   boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
   scores = np.asarray(scores, dtype=np.float32).reshape(-1)
   if boxes.shape[0] != scores.shape[0]:
     raise ValueError(f"{boxes.shape[0]} boxes but {scores.shape[0]} scores")
+  if labels is not None:
+    labels = np.asarray(labels, np.int32).reshape(-1)
+    if labels.shape[0] != scores.shape[0]:
+      raise ValueError(f"{labels.shape[0]} labels but {scores.shape[0]} scores")
   if max_rois is not None and max_rois < 1:
     raise ValueError(f"max_rois must be >= 1 or None, got {max_rois}")
   # Stable order keeps equal-score proposals in the proposer's own (deterministic) order.
   order = np.argsort(-scores, kind="stable")[:max_rois]
-  return Proposals(boxes=boxes[order], scores=scores[order])
+  return Proposals(boxes=boxes[order], scores=scores[order],
+                   labels=None if labels is None else labels[order])
 
 
 def check_image(image):

@@ -36,10 +36,16 @@ class TrainResult:
   precision: str = ""        # the policy the run used ("auto" resolved)
 
 
-def _schedule(base, decay_epochs, factor, steps_per_epoch):
-  if not decay_epochs:
+def decay_boundaries(opt, steps_per_epoch):
+  """The GAN steps at which the rates drop: ``decay_steps``, or ``decay_epochs`` in steps."""
+  if opt.decay_steps:
+    return list(opt.decay_steps)
+  return [int(e * steps_per_epoch) for e in opt.decay_epochs]
+
+
+def _schedule(base, boundaries, factor):
+  if not boundaries:
     return base
-  boundaries = [int(e * steps_per_epoch) for e in decay_epochs]
   values = [base * factor ** i for i in range(len(boundaries) + 1)]
   return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
@@ -61,9 +67,10 @@ def enable_determinism():
 
 def make_optimizers(opt, steps_per_epoch):
   """(G Adam, D Adam or SGD-momentum, pre-training Adam) with the papers' step schedules."""
-  g = keras.optimizers.Adam(_schedule(opt.g_learning_rate, opt.decay_epochs, opt.decay_factor,
-                                      steps_per_epoch), beta_1=opt.beta_1)
-  d_lr = _schedule(opt.d_learning_rate, opt.decay_epochs, opt.decay_factor, steps_per_epoch)
+  boundaries = decay_boundaries(opt, steps_per_epoch)
+  g = keras.optimizers.Adam(_schedule(opt.g_learning_rate, boundaries, opt.decay_factor),
+                            beta_1=opt.beta_1)
+  d_lr = _schedule(opt.d_learning_rate, boundaries, opt.decay_factor)
   if opt.d_optimizer == "sgd":
     d = keras.optimizers.SGD(d_lr, momentum=opt.sgd_momentum)
   else:
