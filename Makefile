@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test venv clean
+.PHONY: demo demo-coco test venv clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,5 +22,9 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m tinyfaces_tf.cli.demo
 
+# The COCO-format demo: MTGAN over faces, coins and cats, pycocotools AP.
+demo-coco: $(VENV)/.installed
+	$(PY) -m tinyfaces_tf.cli.demo --dataset=coco
+
 clean:
-	rm -rf runs/demo
+	rm -rf runs/demo runs/demo_coco

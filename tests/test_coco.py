@@ -231,3 +231,19 @@ def test_coco_layout_to_ap_through_the_task_layer(tmp_path):
   # class averaged: face 1, cat 1, coin 0.
   assert metrics["baseline"]["AP50"] == pytest.approx(2 / 3, abs=1e-3)
   assert os.path.isfile(tmp_path / "eval" / adapter.METRICS_FILE)
+
+
+def test_class_agnostic_boxes_are_reported_for_every_class(tmp_path):
+  root = tmp_path / "coco"
+  shutil.copytree(DUMMY, root)
+  adapter = task_lib.Task(config_lib.get_preset("demo_coco"), str(root)).adapter
+  boxes = np.array([[0, 0, 10, 10], [5, 5, 20, 25]], np.float32)
+  path = adapter.write_detections(str(tmp_path / "out"), "val2017/000000000021.jpg", boxes,
+                                  [0.9, 0.4], labels=[2, 0])
+  with open(path) as f:
+    entries = json.load(f)
+  # Box 0 keeps its class (label 2 = category 3); box 1 (agnostic) is written for 1, 3 and 8.
+  got = sorted((e["category_id"], e["bbox"], e["score"]) for e in entries)
+  assert got == [(1, [5, 5, 15, 20], 0.4), (3, [0, 0, 10, 10], 0.9), (3, [5, 5, 15, 20], 0.4),
+                 (8, [5, 5, 15, 20], 0.4)]
+  assert all(e["image_id"] == 21 for e in entries)

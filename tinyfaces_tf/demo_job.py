@@ -1,9 +1,13 @@
-"""The main job behind `make demo`: demo WIDER data -> MTCNN proposals -> RoIs (TFDS) -> GAN
-training -> SavedModel -> detection on val -> official evaluation -> figures and metrics.json.
+"""The main job behind `make demo` and `make demo-coco`: demo data -> baseline proposals -> RoIs
+(TFDS) -> GAN training -> SavedModel -> detection on val -> official evaluation -> figures and
+metrics.json.
 
-Every stage goes through the task layer (``task.py``) and reuses what an earlier run left
-(dataset, proposals, built RoIs, checkpoints), so a re-run after an interruption continues
-instead of starting over.
+One job for both dataset families; what differs is a ``DemoKind``: the WIDER demo
+(``data/demo.py``, MTCNN proposals stored as result files, eval_tools AP) or the COCO-format demo
+(``data/demo_coco.py``, class-agnostic selective-search proposals run in the RoI builder and at
+detection, pycocotools AP). Every stage goes through the task layer (``task.py``) and reuses what
+an earlier run left (dataset, proposals, built RoIs, checkpoints), so a re-run after an
+interruption continues instead of starting over.
 """
 import dataclasses
 import os
@@ -21,9 +25,39 @@ STAGES = 6
 
 
 @dataclasses.dataclass(frozen=True)
+class DemoKind:
+  """What a dataset family's demo uses.
+
+  Attributes:
+    preset: the config preset trained.
+    proposer: the baseline proposer's spec.
+    stored_proposals: True: the proposer's boxes are written once per split as result files and
+      read back (slow proposers: MTCNN); False: the proposer runs in the RoI builder and at
+      detection.
+    baseline_label: the baseline's name in the report.
+    data_dir, run_dir: default folders.
+  """
+  preset: str
+  proposer: str
+  stored_proposals: bool
+  baseline_label: str
+  data_dir: str
+  run_dir: str
+
+
+KINDS = {
+    "wider_face": DemoKind("demo", "mtcnn", True, BASELINE_LABEL, "data/demo", "runs/demo"),
+    # Selective search is class-agnostic: its baseline reports every box for every class.
+    "coco": DemoKind("demo_coco", "selective_search", False,
+                     "selective search (class-agnostic baseline)", "data/demo_coco",
+                     "runs/demo_coco"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class DemoPaths:
-  data_dir: str = "data/demo"
-  run_dir: str = "runs/demo"
+  data_dir: str = KINDS["wider_face"].data_dir
+  run_dir: str = KINDS["wider_face"].run_dir
 
   def proposals(self, split):
     from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
@@ -53,15 +87,20 @@ def _stage(number, text):
   print(f"[{number}/{STAGES}] {text}", flush=True)
 
 
-def ensure_dataset(paths, train_images, val_images, seed):
-  from tinyfaces_tf.data import demo  # pylint: disable=g-import-not-at-top
-  if os.path.exists(os.path.join(paths.data_dir, demo.META_FILE)):
+def ensure_dataset(paths, train_images, val_images, seed, family="wider_face"):
+  # pylint: disable=g-import-not-at-top
+  if family == "coco":
+    from tinyfaces_tf.data import demo_coco as maker
+    make, meta = maker.make_coco_demo, maker.META_FILE
+  else:
+    from tinyfaces_tf.data import demo as maker
+    make, meta = maker.make_demo_dataset, maker.META_FILE
+  if os.path.exists(os.path.join(paths.data_dir, meta)):
     print(f"      present in {paths.data_dir}")
     return
-  summary = demo.make_demo_dataset(paths.data_dir, train_images=train_images,
-                                   val_images=val_images, seed=seed)
-  print(f"      {summary['train']['images']} train / {summary['val']['images']} val images "
-        f"-> {paths.data_dir}")
+  summary = make(paths.data_dir, train_images=train_images, val_images=val_images, seed=seed)
+  images = lambda split: summary[split]["images"] if isinstance(summary[split], dict) else "?"
+  print(f"      {images('train')} train / {images('val')} val images -> {paths.data_dir}")
 
 
 def ensure_proposals(task, paths, proposer, split):
@@ -100,44 +139,56 @@ def sr_grid(generator, task, tfds_dir, out_path, rows=8):
   return viz.plot_sr_grid(lr, bicubic, sr, hr, labels, out_path, max_rows=rows)
 
 
-def detections_figure(detector, paths, proposer, out_path):
-  """Ground truth (green) and our detections (red) on the val image with the most faces."""
+def detections_figure(detector, task, proposer, out_path):
+  """Ground truth (green) and our detections (red) on the val image with the most objects."""
+  from tinyfaces_tf import imaging  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf import viz  # pylint: disable=g-import-not-at-top
-  from tinyfaces_tf.data import wider_face  # pylint: disable=g-import-not-at-top
-  dataset = wider_face.WiderFace(paths.data_dir)
-  annotation = max(dataset.annotations("val"), key=lambda a: len(a.faces))
-  image = dataset.read_image("val", annotation.name)
-  props = proposer.propose(image, annotation.name)
+  adapter = task.adapter
+  split = adapter.eval_split
+  if adapter.family == "coco":
+    record = max(adapter.dataset().images(split), key=lambda r: len(r.boxes_xyxy))
+    name, gt = record.name, record.boxes_xyxy
+  else:
+    annotation = max(adapter.dataset().annotations(split), key=lambda a: len(a.faces))
+    name, gt = annotation.name, annotation.boxes_xyxy
+  image = imaging.load_image(os.path.join(adapter.image_root(split), *name.split("/")))
+  props = proposer.propose(image, name)
   boxes, scores = detector(image, props.boxes, props.scores)
-  return viz.draw_detections(image, boxes, scores, annotation.boxes_xyxy, out_path,
-                             score_threshold=0.5)
+  return viz.draw_detections(image, boxes, scores, gt, out_path, score_threshold=0.5)
 
 
 def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=None,
-             preset="demo"):
-  """Runs every stage; returns the metrics dict written to <run_dir>/metrics.json."""
+             preset=None, family="wider_face"):
+  """Runs every stage of ``family``'s demo (``KINDS``); returns the metrics dict written to
+  <run_dir>/metrics.json."""
   from tinyfaces_tf import export  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
+  kind = KINDS[family]
   timings = {}
   t0 = time.time()
-  cfg = config_lib.get_preset(preset)
+  cfg = config_lib.get_preset(preset or kind.preset)
   if steps is not None:
     cfg = config_lib.replace(cfg, train={"steps": steps})
   task = task_lib.Task(cfg, paths.data_dir)
   os.makedirs(paths.figures, exist_ok=True)
 
-  _stage(1, "Demo dataset (WIDER FACE layout, from images shipped in scikit-image)")
-  ensure_dataset(paths, train_images, val_images, seed)
+  layout = "COCO" if family == "coco" else "WIDER FACE"
+  _stage(1, f"Demo dataset ({layout} layout, from images shipped in the dependencies)")
+  ensure_dataset(paths, train_images, val_images, seed, family)
   timings["dataset_seconds"] = time.time() - t0
   t = time.time()
-  _stage(2, "Baseline proposals (MTCNN) for the train and val images")
-  mtcnn = task.build_proposer("mtcnn")
-  for split in (task.adapter.train_split, task.adapter.eval_split):
-    ensure_proposals(task, paths, mtcnn, split)
+  if kind.stored_proposals:
+    _stage(2, f"Baseline proposals ({kind.proposer}) for the train and val images")
+    proposer = task.build_proposer(kind.proposer)
+    for split in (task.adapter.train_split, task.adapter.eval_split):
+      ensure_proposals(task, paths, proposer, split)
+  else:
+    _stage(2, f"Baseline proposals ({kind.proposer}): run in the RoI builder and at detection")
   timings["proposals_seconds"] = time.time() - t
   t = time.time()
   _stage(3, f"Training RoIs ({task.adapter.rois_dataset}/{task.rois_config_name})")
-  counts = task.build_rois(paths.tfds_dir)
+  counts = task.build_rois(paths.tfds_dir,
+                           proposer=None if kind.stored_proposals else kind.proposer)
   print(f"      {counts['train']} train / {counts['validation']} validation RoIs")
   timings["rois_seconds"] = time.time() - t
 
@@ -151,22 +202,30 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
   task.export(gan.generator, gan.discriminator, paths.export_dir)
   detector = export.SavedModelDetector(paths.export_dir)
   adapter = task.adapter
-  val_proposals = task.build_proposer(f"results:{paths.proposals(adapter.eval_split)}")
+  if kind.stored_proposals:
+    val_proposals = task.build_proposer(f"results:{paths.proposals(adapter.eval_split)}")
+    baseline_dir, baseline_written = paths.proposals(adapter.eval_split), None
+  else:  # written beside ours, from the same proposals
+    val_proposals = task.build_proposer(kind.proposer)
+    baseline_dir = baseline_written = paths.results("baseline")
   summary = jobs.detect_split(detector, adapter.image_root(adapter.eval_split),
                               adapter.image_names(adapter.eval_split), val_proposals,
-                              paths.results("gan"), write=adapter.write_detections)
+                              paths.results("gan"), baseline_written,
+                              write=adapter.write_detections)
   timings["detect_seconds"] = time.time() - t
   _stage(6, "Official evaluation and figures")
-  aps = task.build_evaluator()({BASELINE_LABEL: paths.proposals(adapter.eval_split),
+  aps = task.build_evaluator()({kind.baseline_label: baseline_dir,
                                 OURS_LABEL: paths.results("gan")}, paths.eval_dir)
-  from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
-  os.replace(os.path.join(paths.eval_dir, report.PR_FIGURE),
-             os.path.join(paths.figures, report.PR_FIGURE))
+  if family == "wider_face":
+    from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
+    os.replace(os.path.join(paths.eval_dir, report.PR_FIGURE),
+               os.path.join(paths.figures, report.PR_FIGURE))
   sr_grid(gan.generator, task, paths.tfds_dir, os.path.join(paths.figures, "sr_grid.png"))
-  detections_figure(detector, paths, val_proposals,
+  detections_figure(detector, task, val_proposals,
                     os.path.join(paths.figures, "detections.png"))
   metrics = {
-      "baseline_ap": aps[BASELINE_LABEL], "gan_ap": aps[OURS_LABEL],
+      "family": family, "baseline_label": kind.baseline_label,
+      "baseline_ap": aps[kind.baseline_label], "gan_ap": aps[OURS_LABEL],
       "train_seconds": round(result.seconds, 1),
       "train_rois_per_second": round(result.rois_per_second, 1),
       "steps": result.steps, "pretrain_steps": result.pretrain_steps,
@@ -180,14 +239,21 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
 
 
 def format_summary(metrics, paths):
-  rows = ["", "WIDER-format demo validation AP (official protocol):",
-          f"{'':22s}{'Easy':>8s}{'Medium':>8s}{'Hard':>8s}"]
-  for label, key in (("MTCNN (baseline)", "baseline_ap"), ("GAN re-scored (ours)", "gan_ap")):
-    ap = metrics[key]
-    rows.append(f"{label:22s}{ap['easy']:8.3f}{ap['medium']:8.3f}{ap['hard']:8.3f}")
+  if metrics.get("family") == "coco":
+    from tinyfaces_tf.evaluation import coco as coco_eval  # pylint: disable=g-import-not-at-top
+    columns, title = coco_eval.METRICS, "COCO-format demo validation AP (pycocotools):"
+    width = len(metrics["baseline_label"]) + 2
+  else:
+    columns, title = ("easy", "medium", "hard"), "WIDER-format demo validation AP (official protocol):"
+    width = 22
+  baseline = metrics.get("baseline_label", BASELINE_LABEL)
+  header = lambda c: c if c[0].isupper() else c.capitalize()  # "AP50" stays, "easy" -> "Easy"
+  rows = ["", title, f"{'':{width}s}" + "".join(f"{header(c):>8s}" for c in columns)]
+  for label, key in ((baseline, "baseline_ap"), ("GAN re-scored (ours)", "gan_ap")):
+    rows.append(f"{label:{width}s}" + "".join(f"{metrics[key][c]:8.3f}" for c in columns))
   rows += [f"trained {metrics['steps']} steps in {metrics['train_seconds']:.0f}s "
            f"({metrics['train_rois_per_second']:.0f} RoIs/s); total {metrics['total_seconds']:.0f}s",
-           f"files: {paths.run_dir}/metrics.json, {paths.figures}/{{pr_curves,sr_grid,detections}}.png,",
+           f"files: {paths.run_dir}/metrics.json, {paths.figures}/*.png, {paths.eval_dir},",
            f"       {paths.export_dir} (SavedModel + config), {paths.run_dir}/checkpoints, "
            f"{paths.run_dir}/tb"]
   return "\n".join(rows)

@@ -1,14 +1,21 @@
-"""`make demo`: the whole pipeline on the embedded demo dataset, printing baseline vs ours.
+"""`make demo` / `make demo-coco`: the whole pipeline on an embedded demo dataset, printing
+baseline vs ours.
 
-  python -m tinyfaces_tf.cli.demo [--data_dir=data/demo --run_dir=runs/demo --steps=N]
+  python -m tinyfaces_tf.cli.demo [--dataset=wider_face|coco --data_dir=... --run_dir=...
+                                   --steps=N]
 """
 from tinyfaces_tf.cli import common
 
 from absl import flags  # pylint: disable=g-bad-import-order
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", "data/demo", "Where the demo WIDER dataset is (or is written).")
-flags.DEFINE_string("run_dir", "runs/demo", "Run directory for checkpoints, export, figures.")
+flags.DEFINE_enum("dataset", "wider_face", ["wider_face", "coco"],
+                  "wider_face: the WIDER-layout face demo (MTCNN baseline); coco: the "
+                  "COCO-layout demo of faces, coins and cats (MTGAN, K + 1 = 4 classes).")
+flags.DEFINE_string("data_dir", None, "Where the demo dataset is (or is written); default "
+                    "data/demo or data/demo_coco.")
+flags.DEFINE_string("run_dir", None, "Run directory for checkpoints, export, figures; default "
+                    "runs/demo or runs/demo_coco.")
 flags.DEFINE_integer("train_images", 160, "Demo train images (when the dataset is made).",
                      lower_bound=1)
 flags.DEFINE_integer("val_images", 60, "Demo val images (when the dataset is made).",
@@ -19,11 +26,12 @@ flags.DEFINE_integer("steps", None, "GAN steps (default: the demo preset's).", l
 
 def main(argv):
   del argv
-  common.check_distinct_paths(data_dir=FLAGS.data_dir, run_dir=FLAGS.run_dir)
   from tinyfaces_tf import demo_job  # pylint: disable=g-import-not-at-top
-  paths = demo_job.DemoPaths(FLAGS.data_dir, FLAGS.run_dir)
+  kind = demo_job.KINDS[FLAGS.dataset]
+  paths = demo_job.DemoPaths(FLAGS.data_dir or kind.data_dir, FLAGS.run_dir or kind.run_dir)
+  common.check_distinct_paths(data_dir=paths.data_dir, run_dir=paths.run_dir)
   metrics = demo_job.run_demo(paths, FLAGS.train_images, FLAGS.val_images, FLAGS.seed,
-                              FLAGS.steps)
+                              FLAGS.steps, family=FLAGS.dataset)
   print(demo_job.format_summary(metrics, paths), flush=True)
   return 0
 

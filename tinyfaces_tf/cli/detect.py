@@ -5,6 +5,9 @@ One image (writes OUT.png with detections drawn and OUT.json):
 A split (writes result files, plus the proposer's own as a baseline):
   tinyfaces-detect --model=runs/demo/export --wider_dir=data/demo --split=val \
       --results_dir=runs/demo/results/gan --baseline_dir=runs/demo/results/baseline
+FDDB (a WIDER-trained export on another dataset family's layout; journal Fig. 9):
+  tinyfaces-detect --model=runs/demo/export --dataset=fddb --root=FDDB --split=all \
+      --proposer=mtcnn --results_dir=runs/demo/results/fddb
 A COCO split (an export of a COCO config; one COCO results list per image, per-class labels):
   tinyfaces-detect --model=runs/coco/export --root=COCO --split=val2017 \
       --proposer=coco_results:faster_rcnn_val2017.json --results_dir=runs/coco/results/ours
@@ -34,8 +37,12 @@ flags.DEFINE_float("min_score", 0.5, "Score threshold for drawing and the JSON o
 flags.DEFINE_string("wider_dir", None, "Dataset root (WIDER layout) for split mode.")
 flags.DEFINE_string("root", None, "Dataset root for split mode, in the layout of the export's "
                     "dataset family (WIDER FACE or COCO); same as --wider_dir.")
+flags.DEFINE_enum("dataset", None, ["wider_face", "coco", "fddb"],
+                  "Split mode: the layout of --root, when it is not the export's own dataset "
+                  "family (e.g. fddb for a model trained on WIDER FACE).")
 flags.DEFINE_string("split", None, "Split for split mode (WIDER: train | val | test; COCO: "
-                    "val2017, minival2014, ...). Default: the config's evaluation split.")
+                    "val2017, minival2014, ...; FDDB: all | fold-01 ... fold-10). Default: the "
+                    "config's evaluation split.")
 flags.DEFINE_string("results_dir", None, "Where split mode writes our result files.")
 flags.DEFINE_string("baseline_dir", None, "Where split mode writes the proposer's own results.")
 flags.DEFINE_integer("limit", None, "Only the first N images of the split.", lower_bound=1)
@@ -91,7 +98,12 @@ def main(argv):
     detector = export.SavedModelDetector(FLAGS.model, score_fusion=FLAGS.score_fusion)
   except ValueError as e:
     common.usage_error(f"--score_fusion: {e}")
-  task = task_lib.Task(detector.config, root)
+  config = detector.config
+  if FLAGS.dataset and FLAGS.dataset != config.data.family:
+    from tinyfaces_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+    config = config_lib.replace(config, data={"family": FLAGS.dataset, "train_split": None,
+                                              "eval_split": None})
+  task = task_lib.Task(config, root)
   try:
     proposer = task.build_proposer(FLAGS.proposer)
   except ValueError as e:

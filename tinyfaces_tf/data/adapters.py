@@ -8,7 +8,7 @@ import abc
 import os
 from typing import Dict, List, Optional
 
-DATASET_FAMILIES = ("wider_face", "coco")
+DATASET_FAMILIES = ("wider_face", "coco", "fddb")
 
 
 class DatasetAdapter(abc.ABC):
@@ -160,12 +160,22 @@ class CocoAdapter(DatasetAdapter):
   def write_detections(self, results_dir, image_name, boxes_xyxy, scores, labels=None):
     import numpy as np  # pylint: disable=g-import-not-at-top
     from tinyfaces_tf.data import coco  # pylint: disable=g-import-not-at-top
-    scores = np.asarray(scores).reshape(-1)
-    if labels is None:
-      raise ValueError("COCO results need a class per box (labels 1..K)")
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
     categories = np.asarray([0] + self.category_ids(), np.int64)
-    return coco.write_image_results(results_dir, image_name, boxes_xyxy, scores,
-                                    categories[np.asarray(labels, np.int64).reshape(-1)])
+    labels = None if labels is None else np.asarray(labels, np.int64).reshape(-1)
+    if labels is None or (len(labels) and labels.min() < 1):
+      # A class-agnostic box (a proposer's without a class) is reported once for every class
+      # with its score: the baseline a class-agnostic proposer gives.
+      agnostic = np.ones(len(scores), bool) if labels is None else labels < 1
+      k = len(categories) - 1
+      keep = ~agnostic
+      boxes = np.concatenate([boxes[keep], np.repeat(boxes[agnostic], k, axis=0)])
+      new_labels = np.tile(np.arange(1, k + 1), int(agnostic.sum()))
+      labels = np.concatenate([labels[keep] if labels is not None else np.zeros(0, np.int64),
+                               new_labels])
+      scores = np.concatenate([scores[keep], np.repeat(scores[agnostic], k)])
+    return coco.write_image_results(results_dir, image_name, boxes, scores, categories[labels])
 
   def evaluate(self, results, out_dir):
     from tinyfaces_tf import atomic  # pylint: disable=g-import-not-at-top
@@ -186,7 +196,82 @@ class CocoAdapter(DatasetAdapter):
     return metrics
 
 
-ADAPTERS = {cls.family: cls for cls in (WiderFaceAdapter, CocoAdapter)}
+class FddbAdapter(DatasetAdapter):
+  """FDDB (or an FDDB-layout copy of a WIDER split, ``data/fddb.py``): evaluation only, as in the
+  journal's Fig. 9 (a WIDER-trained model tested on FDDB). Splits: "all" (every fold present) or
+  "fold-01" ... "fold-10". Detections are one file per image (a job resumes), gathered into the
+  official ``fold-XX-out.txt`` files and scored with the discrete and continuous ROC."""
+
+  family = "fddb"
+  rois_dataset = ""  # FDDB has no training split
+  train_split = "all"
+  eval_split = "all"
+  ROC_FIGURE = "fddb_roc.png"
+  METRICS_FILE = "fddb_tpr.json"
+  FALSE_POSITIVES = 500  # the operating point FDDB results are compared at
+
+  def check_split(self, split):
+    if split != "all" and not (split.startswith("fold-") and split[5:].isdigit()
+                               and 1 <= int(split[5:]) <= 10):
+      raise ValueError(f"unknown FDDB split {split!r}; expected 'all' or 'fold-01' ... 'fold-10'")
+
+  def dataset(self):
+    from tinyfaces_tf.data import fddb  # pylint: disable=g-import-not-at-top
+    return fddb.Fddb(self.require_root())
+
+  def folds(self, split):
+    self.check_split(split)
+    return self.dataset().folds() if split == "all" else [int(split[5:])]
+
+  def image_names(self, split):
+    from tinyfaces_tf.data import fddb  # pylint: disable=g-import-not-at-top
+    # FDDB lists names without the extension; jobs open <image_root>/<name>.
+    return [n + fddb.IMAGE_EXT for n in self.dataset().all_names(self.folds(split))]
+
+  def image_root(self, split):
+    del split
+    return self.dataset().images_dir
+
+  def roi_builder(self, crop, sampler, data_dir, **builder_kwargs):
+    raise ValueError("FDDB has no training split: train on WIDER FACE and evaluate on FDDB "
+                     "(journal Fig. 9)")
+
+  def roi_config_name(self, crop, sampler):
+    return self.roi_builder(crop, sampler, "")
+
+  def write_detections(self, results_dir, image_name, boxes_xyxy, scores, labels=None):
+    del labels  # faces
+    from tinyfaces_tf.data import fddb  # pylint: disable=g-import-not-at-top
+    name = image_name[:-len(fddb.IMAGE_EXT)] if image_name.endswith(fddb.IMAGE_EXT) else image_name
+    return fddb.write_image_detections(results_dir, name, boxes_xyxy, scores)
+
+  def evaluate(self, results, out_dir):
+    from tinyfaces_tf import atomic  # pylint: disable=g-import-not-at-top
+    from tinyfaces_tf.data import fddb  # pylint: disable=g-import-not-at-top
+    from tinyfaces_tf.evaluation import fddb as fddb_eval  # pylint: disable=g-import-not-at-top
+    dataset = self.dataset()
+    folds = self.folds(self.eval_split)
+    rocs, metrics = {}, {}
+    for label, results_dir in results.items():
+      fold_dir = os.path.join(results_dir, fddb.FOLDS_DIR + "-out")
+      for fold in folds:
+        fddb.gather_fold_detections(results_dir, fold_dir, fold, dataset.names(fold))
+      roc = rocs[label] = fddb.evaluate_fold_outputs(dataset, fold_dir, folds)
+      fddb_eval.write_roc_files(roc, out_dir, prefix=_file_safe(label) + "-")
+      metrics[label] = {f"{score}_tpr_at_{self.FALSE_POSITIVES}_fp":
+                        roc.detection_rate_at(self.FALSE_POSITIVES, score)
+                        for score in fddb_eval.SCORES}
+    fddb_eval.plot_fddb_roc(rocs, os.path.join(out_dir, self.ROC_FIGURE),
+                            fp_at=self.FALSE_POSITIVES)
+    atomic.write_json(os.path.join(out_dir, self.METRICS_FILE), metrics)
+    return metrics
+
+
+def _file_safe(label: str) -> str:
+  return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+ADAPTERS = {cls.family: cls for cls in (WiderFaceAdapter, CocoAdapter, FddbAdapter)}
 assert tuple(ADAPTERS) == DATASET_FAMILIES
 
 
