@@ -65,6 +65,49 @@ TABLES = {
                    BASELINE_ROW, expect=+1)],
 }
 
+# MTGAN's COCO tables (minival, pycocotools: AP, AP50, AP75, APs, APm, APl as fractions), one
+# flagfile per row under experiments/mtgan_coco/ (paper scale; demo scale appends
+# demo_scale.cfg and demo_scale_coco.cfg). The baselines are the proposers' own detections
+# (Faster R-CNN R50-C4, Mask R-CNN R101-FPN from Detectron): no flagfile. Table 9 compares the
+# D's classification accuracy (positives, negatives, all) of the SBU and MTGAN rows.
+COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+_FASTER_R50 = (0.365, 0.573, 0.393, 0.184, 0.406, 0.506)
+_MTGAN_R50 = (0.372, 0.577, 0.402, 0.199, 0.412, 0.512)
+_MTGAN = "MTGAN (ResNet-50)"
+_MTGAN_ROW = lambda reference=BASELINE_ROW: Row(_MTGAN, "mtgan_coco/mtgan_r50.cfg", _MTGAN_R50,
+                                                reference)
+COCO_TABLES = {
+    "mtgan2": [Row("Faster R-CNN R50-C4 (baseline)", None, _FASTER_R50),
+               Row(_MTGAN, "mtgan_coco/mtgan_r50.cfg", _MTGAN_R50,
+                   "Faster R-CNN R50-C4 (baseline)"),
+               Row("Mask R-CNN R101-FPN (baseline)", None,
+                   (0.409, 0.619, 0.448, 0.235, 0.442, 0.539)),
+               Row("MTGAN (ResNet-101)", "mtgan_coco/mtgan_r101.cfg",
+                   (0.415, 0.625, 0.454, 0.251, 0.446, 0.541),
+                   "Mask R-CNN R101-FPN (baseline)")],
+    "mtgan3": [Row("Plain R-CNN", "mtgan_coco/plain_rcnn.cfg",
+                   (0.218, 0.406, 0.196, 0.106, 0.203, 0.326), _MTGAN),
+               Row("D w/o adv+ branch", "mtgan_coco/d_wo_adv_branch.cfg",
+                   (0.361, 0.571, 0.391, 0.188, 0.403, 0.494), _MTGAN),
+               _MTGAN_ROW()],
+    "mtgan4": [_baseline(_FASTER_R50),
+               Row("SBU", "mtgan_coco/sbu.cfg", (0.368, 0.576, 0.394, 0.189, 0.408, 0.503),
+                   _MTGAN),
+               _MTGAN_ROW()],
+    "mtgan5": [Row(name, f"mtgan_coco/{file}.cfg", paper, _MTGAN) for name, file, paper in (
+        ("w/o reg+ branch", "w_o_reg_branch", (0.367, 0.575, 0.398, 0.190, 0.409, 0.499)),
+        ("w/o adv loss", "w_o_adv_loss", (0.370, 0.576, 0.400, 0.194, 0.410, 0.510)),
+        ("w/o cls loss", "w_o_cls_loss", (0.368, 0.576, 0.399, 0.192, 0.411, 0.503)),
+        ("w/o reg loss", "w_o_reg_loss", (0.367, 0.576, 0.397, 0.191, 0.411, 0.502)))] + [
+        _MTGAN_ROW()],
+    "mtgan6": [_baseline(_FASTER_R50), _MTGAN_ROW(),
+               Row("Ensemble", "mtgan_coco/ensemble.cfg",
+                   (0.381, 0.585, 0.409, 0.208, 0.420, 0.519), _MTGAN)],
+}
+# MTGAN Table 9: D accuracy on positive / negative / all RoIs (IoU > 0.5 / < 0.35).
+COCO_ACCURACY_PAPER = {"mtgan_coco/sbu.cfg": (0.942, 0.963, 0.955),
+                       "mtgan_coco/mtgan_r50.cfg": (0.966, 0.972, 0.970)}
+
 # Journal section 4.3's sensitivity study: every proposer both cuts the training RoIs and
 # proposes at test time; the model is the journal's final one (Ours*, context x2.0).
 SENSITIVITY_PROPOSERS = ("mtcnn", "lbp", "windows")
@@ -74,7 +117,9 @@ SENSITIVITY_PAPER = {"mtcnn": (JOURNAL_BASELINE, JOURNAL_FINAL),
                      "lbp": (JOURNAL_WEAK_BASELINE, JOURNAL_FINAL_ON_WEAK)}
 
 # Extra demo-scale flagfiles (appended after demo_scale.cfg) for rows that need them.
-DEMO_EXTRA = {"mtgan/sbu.cfg": "mtgan/demo_sgd_d.cfg", "mtgan/mtgan.cfg": "mtgan/demo_sgd_d.cfg"}
+DEMO_EXTRA = {"mtgan/sbu.cfg": "mtgan/demo_sgd_d.cfg", "mtgan/mtgan.cfg": "mtgan/demo_sgd_d.cfg",
+              **{row.flagfile: "demo_scale_coco.cfg" for rows in COCO_TABLES.values()
+                 for row in rows if row.flagfile}}
 
 
 def slug(name):

@@ -66,9 +66,46 @@ def parse(*args):
 
 def test_every_flagfile_parses():
   files = sorted(glob.glob(os.path.join(EXPERIMENTS, "*", "*.cfg")))
-  assert len(files) == 7 + 5 + 2 + 1 + 1  # + mtgan/demo_sgd_d.cfg, a demo-scale addition
+  # + mtgan/demo_sgd_d.cfg, a demo-scale addition; + 10 MTGAN COCO rows.
+  assert len(files) == 7 + 5 + 2 + 1 + 1 + 10
   for path in files:
     assert isinstance(parse(path), config_lib.ExperimentConfig), path
+
+
+def test_mtgan_coco_rows_switch_what_the_paper_says():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("experiments_table_rows",
+                                                os.path.join(EXPERIMENTS, "table_rows.py"))
+  table_rows = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(table_rows)
+  row = lambda name: parse(os.path.join(EXPERIMENTS, "mtgan_coco", name))
+  mtgan = row("mtgan_r50.cfg")
+  assert mtgan == config_lib.get_preset("mtgan_coco")
+  assert (mtgan.data.family, mtgan.data.train_split, mtgan.data.eval_split) == (
+      "coco", "trainval35k2014", "minival2014")
+  assert row("mtgan_r101.cfg").discriminator.backbone == "resnet101"
+  for name in ("plain_rcnn.cfg", "d_wo_adv_branch.cfg"):
+    cfg = row(name)  # the proposal resized to 224x224, no generator, no adversarial branch
+    assert (cfg.generator.kind, cfg.crop.hr_size, cfg.crop.scale) == ("bilinear", 224, 1)
+    assert cfg.discriminator.adv_branch is False
+  assert row("plain_rcnn.cfg").discriminator.reg_branch is False
+  assert row("d_wo_adv_branch.cfg").discriminator.reg_branch is True
+  assert (row("sbu.cfg").generator.kind, row("sbu.cfg").crop.scale) == ("bilinear", 4)
+  assert row("w_o_reg_branch.cfg").discriminator.reg_branch is False
+  assert row("w_o_adv_loss.cfg").loss.g_adv is False
+  assert row("w_o_cls_loss.cfg").loss.g_cls is False
+  assert row("w_o_reg_loss.cfg").loss.g_reg is False
+  assert row("ensemble.cfg").detect.score_fusion == "product"
+  # Every row's flagfile exists; at demo scale it becomes the COCO-format demo's 4 classes.
+  for rows in table_rows.COCO_TABLES.values():
+    for r in rows:
+      if r.flagfile:
+        demo = parse(os.path.join(EXPERIMENTS, r.flagfile),
+                     os.path.join(EXPERIMENTS, "demo_scale.cfg"),
+                     os.path.join(EXPERIMENTS, table_rows.DEMO_EXTRA[r.flagfile]))
+        assert demo.discriminator.num_classes == 4 and demo.discriminator.backbone == "tiny"
+        assert (demo.data.train_split, demo.optimizer.decay_steps) == ("train2017", ())
+      assert len(r.paper) == len(table_rows.COCO_METRICS)
 
 
 def test_table_rows_switch_what_the_paper_says():
