@@ -11,8 +11,9 @@
       where the RoI build reads them. A job run again skips the images already written.
   tinyfaces-data rois --config=journal --wider_dir=data/WIDER --data_dir=~/tensorflow_datasets \\
       [--beam_pipeline_options=direct_num_workers=2,direct_running_mode=multi_processing]
-      Cuts the config's training RoIs (TFDS wider_face_rois); with apache-beam installed the
-      images are spread over the Beam runner's workers (README: Dataflow, Flink, Spark).
+      Cuts the config's training RoIs (TFDS wider_face_rois, or coco_rois for a COCO config with
+      --root=COCO); with apache-beam installed the images are spread over the Beam runner's
+      workers (README: Dataflow, Flink, Spark).
 """
 import json
 
@@ -31,6 +32,8 @@ flags.DEFINE_integer("test_images", 20, "demo: number of test images.", lower_bo
 flags.DEFINE_integer("seed", 0, "demo: random seed (the output is deterministic for a seed).")
 flags.DEFINE_string("wider_dir", None,
                     "check, proposals, rois: WIDER FACE root in the distributed layout.")
+flags.DEFINE_string("root", None, "rois: the config's dataset root (WIDER FACE or COCO, as "
+                    "distributed); same as --wider_dir.")
 flags.DEFINE_enum("split", "train", ["train", "val", "test"], "proposals: the split.")
 flags.DEFINE_string("proposer", None, "proposals: mtcnn | lbp | windows | results:DIR. rois: "
                     "run on the images that have no proposal file (default: none, ground-truth "
@@ -153,11 +156,15 @@ def main(argv):
     print(f"shard {shard[0]}/{shard[1]}: {summary.images} images proposed, "
           f"{summary.already_done} already done, {len(summary.skipped)} skipped -> {out}")
   elif command == "rois":
-    if not FLAGS.wider_dir or not FLAGS.data_dir:
-      common.usage_error("rois: --wider_dir and --data_dir are required")
-    common.check_distinct_paths(wider_dir=FLAGS.wider_dir, data_dir=FLAGS.data_dir)
+    root = FLAGS.root or FLAGS.wider_dir
+    if FLAGS.root and FLAGS.wider_dir and FLAGS.root != FLAGS.wider_dir:
+      common.usage_error("rois: --root and --wider_dir name the same thing; give one")
+    if not root or not FLAGS.data_dir:
+      common.usage_error("rois: --root (--wider_dir) and --data_dir are required")
+    common.check_distinct_paths(**{"root" if FLAGS.root else "wider_dir": root},
+                                data_dir=FLAGS.data_dir)
     from tinyfaces_tf import task as task_lib  # pylint: disable=g-import-not-at-top
-    task = task_lib.Task(config_flags.config_from_flags(), FLAGS.wider_dir)
+    task = task_lib.Task(config_flags.config_from_flags(), root)
     counts = task.build_rois(FLAGS.data_dir, proposer=FLAGS.proposer,
                              beam_pipeline_options=FLAGS.beam_pipeline_options)
     print(f"{task.adapter.rois_dataset}/{task.rois_config_name} in {FLAGS.data_dir}: " +

@@ -1,8 +1,8 @@
 """Baseline proposers behind one interface (SPEC section 6): MTCNN, scikit-image's LBP cascade (a
 weaker detector), stored WIDER result files and multi-scale windows.
-COCO results files (``coco_results:FILE``).
-``make_proposer("mtcnn" | "lbp" | "results:DIR" | "coco_results:FILE" | "windows")`` builds one
-from a command-line string."""
+COCO results files (``coco_results:FILE``) and selective search (class-agnostic, learning-free).
+``make_proposer("mtcnn" | "lbp" | "results:DIR" | "coco_results:FILE" | "windows" |
+"selective_search")`` builds one from a command-line string."""
 import os
 
 from tinyfaces_tf.proposals.base import DEFAULT_MAX_ROIS
@@ -13,9 +13,10 @@ from tinyfaces_tf.proposals.coco_results import CocoResultsProposer
 from tinyfaces_tf.proposals.lbp_cascade import LbpCascadeProposer
 from tinyfaces_tf.proposals.mtcnn_proposer import MtcnnProposer
 from tinyfaces_tf.proposals.results import ResultsProposer
+from tinyfaces_tf.proposals.selective_search import SelectiveSearchProposer
 from tinyfaces_tf.proposals.windows import SlidingWindowProposer
 
-SPECS = ("mtcnn", "lbp", "results:DIR", "coco_results:FILE", "windows")
+SPECS = ("mtcnn", "lbp", "results:DIR", "coco_results:FILE", "windows", "selective_search")
 
 
 def make_proposer(spec, category_ids=None, **kwargs):
@@ -23,7 +24,8 @@ def make_proposer(spec, category_ids=None, **kwargs):
   ``category_ids`` (a COCO dataset's, label order) give coco_results proposals their labels.
 
   Raises ValueError naming ``spec`` if it is not one of "mtcnn", "lbp", "results:DIR" (DIR an
-  existing directory), "coco_results:FILE" (an existing file) or "windows".
+  existing directory), "coco_results:FILE" (an existing file), "windows" or
+  "selective_search".
   """
   if not isinstance(spec, str):
     raise ValueError(f"proposer spec must be a string, got {spec!r}")
@@ -34,6 +36,8 @@ def make_proposer(spec, category_ids=None, **kwargs):
     return LbpCascadeProposer(**kwargs)
   if name == "windows" and not sep:
     return SlidingWindowProposer(**kwargs)
+  if name == "selective_search" and not sep:
+    return SelectiveSearchProposer(**kwargs)
   if name == "results" and sep:
     if not arg:
       raise ValueError(f"proposer spec {spec!r}: give the directory, 'results:DIR'")
@@ -47,5 +51,6 @@ def make_proposer(spec, category_ids=None, **kwargs):
   raise ValueError(f"unknown proposer spec {spec!r}; expected one of {', '.join(SPECS)}")
 
 
-__all__ = ["CocoResultsProposer", "DEFAULT_MAX_ROIS", "LbpCascadeProposer", "MtcnnProposer", "Proposals", "Proposer",
-           "ResultsProposer", "SlidingWindowProposer", "make_proposals", "make_proposer"]
+__all__ = ["CocoResultsProposer", "DEFAULT_MAX_ROIS", "LbpCascadeProposer", "MtcnnProposer",
+           "Proposals", "Proposer", "ResultsProposer", "SelectiveSearchProposer",
+           "SlidingWindowProposer", "make_proposals", "make_proposer"]

@@ -143,6 +143,8 @@ def hierarchical_grouping(labels: np.ndarray, colour_bin: Optional[np.ndarray],
   """
   if not similarity or set(similarity) - set("ctsf"):
     raise ValueError(f"similarity must combine 'c', 't', 's', 'f', got {similarity!r}")
+  if ("c" in similarity and colour_bin is None) or ("t" in similarity and texture_bin is None):
+    raise ValueError(f"similarity {similarity!r} needs the colour / texture bins")
   labels = np.asarray(labels)
   height, width = labels.shape
   image_size = float(height * width)
@@ -157,32 +159,41 @@ def hierarchical_grouping(labels: np.ndarray, colour_bin: Optional[np.ndarray],
   for i, sl in enumerate(ndimage.find_objects(flat.reshape(height, width) + 1)):
     box[i] = (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
 
-  use_colour, use_texture = "c" in similarity, "t" in similarity
   use_size, use_fill = "s" in similarity, "f" in similarity
-  colour = texture = None
-  if use_colour:
-    n_bins = int(colour_bin.max()) // COLOUR_BINS * COLOUR_BINS + COLOUR_BINS
-    colour = np.zeros([capacity, n_bins], np.float64)
-    colour[:n] = _histograms(flat, colour_bin, n, n_bins)
-  if use_texture:
-    n_bins = int(texture_bin.max()) // TEXTURE_BINS * TEXTURE_BINS + TEXTURE_BINS
-    texture = np.zeros([capacity, n_bins], np.float64)
-    texture[:n] = _histograms(flat, texture_bin, n, n_bins)
+  # Colour and texture intersections are summed with equal weights, so one intersection of the
+  # concatenated (each L1-normalised) histograms gives their sum in one pass.
+  parts = []
+  if "c" in similarity:
+    parts.append(_histograms(flat, colour_bin, n, colour_bin.shape[1] * COLOUR_BINS))
+  if "t" in similarity:
+    parts.append(_histograms(flat, texture_bin, n, texture_bin.shape[1] * TEXTURE_BINS))
+  hist = None
+  if parts:
+    hist = np.zeros([capacity, sum(p.shape[1] for p in parts)], np.float32)
+    hist[:n] = np.concatenate(parts, axis=1)
 
   def similarities(a, b):
-    """Similarity of regions ``a`` and ``b`` (index arrays, or one scalar and one array)."""
-    total = np.zeros(np.broadcast(a, b).shape, np.float64)
-    if use_colour:
-      total += np.minimum(colour[a], colour[b]).sum(axis=-1)
-    if use_texture:
-      total += np.minimum(texture[a], texture[b]).sum(axis=-1)
-    if use_size:
-      total += 1.0 - (size[a] + size[b]) / image_size
+    """Similarity of regions ``a`` and ``b``: index arrays of one length, or ``a`` one index
+    and ``b`` an array (the path every merge takes, so it is kept to few NumPy calls)."""
+    if hist is not None:
+      shared = hist[b]
+      np.minimum(shared, hist[a], out=shared)
+      total = shared.sum(axis=-1)
+    else:
+      total = np.zeros(np.shape(b), np.float64)
+    both = size[a] + size[b]
     if use_fill:
-      ba, bb = box[a], box[b]
-      bbox_size = ((np.maximum(ba[..., 2], bb[..., 2]) - np.minimum(ba[..., 0], bb[..., 0]))
-                   * (np.maximum(ba[..., 3], bb[..., 3]) - np.minimum(ba[..., 1], bb[..., 1])))
-      total += 1.0 - (bbox_size - size[a] - size[b]) / image_size
+      box_a, box_b = box[a], box[b]
+      extent = (np.maximum(box_a[..., 2:], box_b[..., 2:])
+                - np.minimum(box_a[..., :2], box_b[..., :2]))
+      bbox_size = extent[..., 0] * extent[..., 1]
+      # size + fill = 2 - bbox_ij / image size: the region sizes cancel.
+      if use_size:
+        total += 2.0 - bbox_size / image_size
+      else:
+        total += 1.0 - (bbox_size - both) / image_size
+    elif use_size:
+      total += 1.0 - both / image_size
     return total
 
   neighbours = [set() for _ in range(capacity)]
@@ -195,36 +206,42 @@ def hierarchical_grouping(labels: np.ndarray, colour_bin: Optional[np.ndarray],
   heap = list(zip((-similarities(pairs[:, 0], pairs[:, 1])).tolist(),
                   pairs[:, 0].tolist(), pairs[:, 1].tolist()))
   heapq.heapify(heap)
-  alive = np.zeros([capacity], bool)
-  alive[:n] = True
+  # Python mirrors of the per-region scalars: the loop below is scalar code.
+  alive = bytearray(capacity)
+  alive[:n] = b"\x01" * n
+  size_list = size.tolist()
+  box_list = box.tolist()
   merges = []
   new = n
+  push, pop = heapq.heappush, heapq.heappop
   while heap:
-    _, a, b = heapq.heappop(heap)
+    _, a, b = pop(heap)
     if not (alive[a] and alive[b]):
       continue
-    total = size[a] + size[b]
-    size[new] = total
-    box[new, :2] = np.minimum(box[a, :2], box[b, :2])
-    box[new, 2:] = np.maximum(box[a, 2:], box[b, 2:])
+    sa, sb = size_list[a], size_list[b]
+    size_list[new] = size[new] = sa + sb
+    ba, bb = box_list[a], box_list[b]
+    box_list[new] = box[new] = (min(ba[0], bb[0]), min(ba[1], bb[1]),
+                                max(ba[2], bb[2]), max(ba[3], bb[3]))
     # Histograms propagate as the size-weighted average of the two parts.
-    if use_colour:
-      colour[new] = (size[a] * colour[a] + size[b] * colour[b]) / total
-    if use_texture:
-      texture[new] = (size[a] * texture[a] + size[b] * texture[b]) / total
-    alive[a] = alive[b] = False
-    alive[new] = True
-    around = (neighbours[a] | neighbours[b]) - {a, b}
+    if hist is not None:
+      np.add(hist[a] * (sa / (sa + sb)), hist[b] * (sb / (sa + sb)), out=hist[new])
+    alive[a] = alive[b] = 0
+    alive[new] = 1
+    around = neighbours[a] | neighbours[b]
+    around.discard(a)
+    around.discard(b)
     for k in around:
-      neighbours[k].discard(a)
-      neighbours[k].discard(b)
-      neighbours[k].add(new)
+      nk = neighbours[k]
+      nk.discard(a)
+      nk.discard(b)
+      nk.add(new)
     neighbours[new] = around
-    neighbours[a] = neighbours[b] = set()
+    neighbours[a] = neighbours[b] = None
     if around:
-      others = np.fromiter(sorted(around), np.int64, len(around))
-      for s, k in zip((-similarities(new, others)).tolist(), others.tolist()):
-        heapq.heappush(heap, (s, k, new))
+      others = np.fromiter(around, np.int64, len(around))
+      for sim, k in zip((-similarities(new, others)).tolist(), others.tolist()):
+        push(heap, (sim, k, new))
     merges.append((a, b))
     new += 1
 
@@ -236,12 +253,15 @@ def hierarchical_grouping(labels: np.ndarray, colour_bin: Optional[np.ndarray],
 class SelectiveSearchProposer(base.Proposer):
   """Selective Search boxes ranked as in the paper (random-weighted hierarchy position).
 
-  One grouping runs for every (colour space, Felzenszwalb scale, similarity) combination; the
-  defaults (2 x 2 x 2 = 8 runs on 4 segmentations) follow the paper's "fast" mode (HSV and Lab,
-  k = 50 and 100, C+T+S+F and T+S+F), with ``min_size`` lowered to 10 px for small objects.
-  Boxes are deduplicated across runs; a proposal's score is 1 / (1 + rank), strictly decreasing
-  along the ranking, so scores lie in (0, 1] and ``score_fusion=product`` keeps the detector's
-  own ordering among them weakly informed by the hierarchy.
+  One grouping runs for every (colour space, Felzenszwalb scale, similarity) combination. The
+  defaults are the paper's "fast" mode (HSV and Lab, k = 50 and 100) with C+T+S+F only (4 runs
+  on 4 segmentations, 0.4-0.9 s for a 300 x 300 image on one core; textured images, cut into
+  more segments, take longest) and ``min_size`` lowered to 10 px for small objects. Adding the
+  paper's second similarity, T+S+F, doubles the grouping time; at 600 proposals it did not raise
+  the recall of 8-64 px objects on synthetic scenes (the extra boxes compete for the same 600
+  slots). Boxes are deduplicated across runs (the best-ranked copy stays); a proposal's score is
+  1 / (1 + rank) with rank 0, 1, ... after the ``min_box`` / ``max_box`` filter, so scores are
+  strictly decreasing and lie in (0, 1].
 
   Args:
     scales: Felzenszwalb ``scale`` values (the paper's k; larger = fewer, bigger segments).
@@ -259,7 +279,7 @@ class SelectiveSearchProposer(base.Proposer):
                min_size: int = 10, min_box: float = 4, max_box: Optional[float] = None,
                max_rois: Optional[int] = base.DEFAULT_MAX_ROIS,
                colour_spaces: Sequence[str] = ("hsv", "lab"),
-               similarities: Sequence[str] = ("ctsf", "tsf"), seed: int = 0):
+               similarities: Sequence[str] = ("ctsf",), seed: int = 0):
     scales = tuple(float(s) for s in np.atleast_1d(scales))
     if not scales or min(scales) <= 0:
       raise ValueError(f"scales must be positive values, got {scales}")
@@ -287,14 +307,15 @@ class SelectiveSearchProposer(base.Proposer):
     self.similarities = similarities
     self.seed = int(seed)
 
-  def segment(self, image: np.ndarray, colour: np.ndarray, scale: float) -> np.ndarray:
-    """Felzenszwalb labels (int64 [H, W], 0..n-1) of ``image`` in the colour space ``colour``."""
-    # The plain uint8 image in RGB, so that the segments equal felzenszwalb(image, ...).
-    source = image if colour is None else colour
+  def segment(self, source: np.ndarray, scale: float) -> np.ndarray:
+    """Felzenszwalb labels (int64 [H, W], 0..n-1) of ``source`` ([H, W, C], uint8 or float in
+    [0, 1]: the same units, scikit-image rescales uint8 to [0, 1])."""
     labels = segmentation.felzenszwalb(source, scale=scale, sigma=self.sigma,
                                        min_size=self.min_size, channel_axis=-1)
-    _, labels = np.unique(labels, return_inverse=True)  # consecutive labels
-    return labels.reshape(image.shape[:2]).astype(np.int64)
+    labels = labels.astype(np.int64)
+    # Consecutive labels 0..n-1 (the grouping indexes arrays by label).
+    present = np.bincount(labels.reshape(-1)) > 0
+    return (np.cumsum(present) - 1)[labels]
 
   def ranked_boxes(self, image: np.ndarray) -> np.ndarray:
     """Every distinct box of all runs, best-ranked first, before the size filter and the cap:
@@ -303,14 +324,15 @@ class SelectiveSearchProposer(base.Proposer):
     crc = zlib.crc32(np.asarray(image.shape, np.int64).tobytes())
     rng = np.random.default_rng([self.seed, zlib.crc32(np.ascontiguousarray(image), crc)])
     all_boxes, all_priorities = [], []
+    need_c = any("c" in s for s in self.similarities)
+    need_t = any("t" in s for s in self.similarities)
     for space in self.colour_spaces:
       colour = to_colour_space(image, space)
-      need_c = any("c" in s for s in self.similarities)
-      need_t = any("t" in s for s in self.similarities)
       cbins = colour_bins(colour) if need_c else None
       tbins = texture_bins(colour) if need_t else None
       for scale in self.scales:
-        labels = self.segment(image, None if space == "rgb" else colour, scale)
+        # RGB segments the uint8 image itself, so they equal felzenszwalb(image, ...).
+        labels = self.segment(image if space == "rgb" else colour, scale)
         for similarity in self.similarities:
           boxes, _ = hierarchical_grouping(labels, cbins, tbins, similarity)
           # Position 1 = the last region created (the whole image), initial segments last.
@@ -320,7 +342,12 @@ class SelectiveSearchProposer(base.Proposer):
     boxes = np.concatenate(all_boxes)
     order = np.argsort(np.concatenate(all_priorities), kind="stable")
     boxes = boxes[order]
-    _, first = np.unique(boxes, axis=0, return_index=True)
+    # Boxes hold integer pixel coordinates: one int64 code per box makes deduplication a 1-D
+    # unique; return_index gives each box's first (best-ranked) occurrence.
+    radix = np.int64(max(image.shape[:2]) + 1)
+    coords = boxes.astype(np.int64)
+    codes = ((coords[:, 0] * radix + coords[:, 1]) * radix + coords[:, 2]) * radix + coords[:, 3]
+    _, first = np.unique(codes, return_index=True)
     return boxes[np.sort(first)]
 
   def propose(self, image: np.ndarray, image_name: Optional[str] = None) -> base.Proposals:
