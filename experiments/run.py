@@ -3,6 +3,10 @@
   python experiments/run.py --table=2 --scale=demo      # minutes per row and seed on 2 CPU cores
   python experiments/run.py --table=sensitivity --scale=demo
   python experiments/run.py --table=3 --scale=paper --wider_dir=WIDER --data_dir=TFDS_DIR
+  python experiments/run.py --table=mtgan5 --scale=demo  # MTGAN's COCO tables (after
+                                                         # `make demo-coco`)
+  python experiments/run.py --table=mtgan2 --scale=paper --coco_dir=COCO --data_dir=TFDS_DIR \
+      --proposer=coco_results:faster_rcnn_minival2014.json
 
 Each row = `tinyfaces-train --flagfile=<row>.cfg` (+ experiments/demo_scale.cfg at demo scale,
 which also makes training deterministic) -> export -> detect the val split on the baseline's
@@ -15,6 +19,12 @@ eval/wider_ap.json exists) is not re-run.
 `--table=sensitivity` is the journal's section 4.3 study: for each proposer (MTCNN, the LBP
 cascade, sliding windows) its proposals cut the training RoIs and are re-scored at test time;
 the table gives the proposer's AP, ours, and the proposer's recall by face height.
+
+The MTGAN COCO tables (`--table=mtgan2` ... `mtgan6`) run the same way on a COCO layout
+(`--coco_dir`, the COCO-format demo by default) with pycocotools' AP, AP50, AP75, APs, APm, APl;
+their proposer (`--proposer`: selective search at demo scale, a detector's COCO results file at
+paper scale) cuts the training RoIs at demo scale and is re-scored at test time, and the
+baseline row is its own detections.
 """
 import dataclasses
 import math
@@ -37,8 +47,9 @@ SENSITIVITY = "sensitivity"
 FIG4_CONTEXTS = (1.0, 1.5, 2.0, 3.0, 4.0)  # the journal's Fig. 4 / Table 3 factors
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("table", "2", [*table_rows.TABLES, SENSITIVITY],
-                  "Journal Table 2/3, MTGAN Table 4, CVPR18, or the journal's sensitivity study.")
+flags.DEFINE_enum("table", "2", [*table_rows.TABLES, *table_rows.COCO_TABLES, SENSITIVITY],
+                  "Journal Table 2/3, MTGAN Table 4 (WIDER), CVPR18, MTGAN's COCO Tables 2-6 "
+                  "(mtgan2 ... mtgan6), or the journal's sensitivity study.")
 flags.DEFINE_enum("scale", "demo", ["demo", "paper"], "demo: shrunk models/schedule, demo data.")
 flags.DEFINE_string("wider_dir", "data/demo", "WIDER-layout root (demo data by default).")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir with wider_face_rois built (default: the "
@@ -46,6 +57,10 @@ flags.DEFINE_string("data_dir", None, "TFDS data_dir with wider_face_rois built 
                     "own per proposer under --runs_dir.")
 flags.DEFINE_string("proposals_dir", None, "Baseline proposals of the val split (WIDER result "
                     "files; default <wider_dir>/proposals/val as `make demo` writes them).")
+flags.DEFINE_string("coco_dir", "data/demo_coco", "COCO-layout root of the mtgan* tables (the "
+                    "COCO-format demo by default, as `make demo-coco` writes it).")
+flags.DEFINE_string("proposer", "selective_search", "mtgan* tables: the baseline proposer "
+                    "(a proposer spec, e.g. coco_results:FILE of the evaluation split).")
 flags.DEFINE_string("runs_dir", "runs/experiments", "Where each row's run directory goes.")
 flags.DEFINE_string("results_dir", os.path.join(HERE, "results"), "Where table<N>_<scale>.md, "
                     ".json and the figures go.")
@@ -88,13 +103,84 @@ def row_config(flagfile):
 @dataclasses.dataclass(frozen=True)
 class Inputs:
   """Where a row's data comes from."""
-  wider_dir: str      # WIDER layout: images, ground truth
+  wider_dir: str      # the dataset root (WIDER layout; COCO layout for the mtgan* tables)
   data_dir: str       # TFDS data_dir of the training RoIs
-  proposals_dir: str  # the val split's proposals (result files)
+  proposals_dir: str  # the val split's proposals (WIDER result files); unused for COCO
+  proposer: str = ""  # COCO: the proposer spec (training RoIs at demo scale, and detection)
 
   @property
   def gt_dir(self):
     return ground_truth_dir(self.wider_dir)
+
+  @property
+  def coco(self):
+    return bool(self.proposer)
+
+
+def is_coco_table():
+  return FLAGS.table in table_rows.COCO_TABLES
+
+
+def table_rows_of(table):
+  return {**table_rows.TABLES, **table_rows.COCO_TABLES}[table]
+
+
+def is_accuracy_table():
+  return FLAGS.table in table_rows.RUNS_OF
+
+
+def metrics_of_table():
+  if is_accuracy_table():
+    return table_rows.ACCURACY_METRICS
+  return table_rows.COCO_METRICS if is_coco_table() else SETTINGS
+
+
+ACCURACY_FILE = "d_accuracy.json"  # MTGAN Table 9, in a row's eval directory
+
+
+def d_accuracy(out, inputs: Inputs):
+  """The exported D's classification accuracy on the proposer's val RoIs (cached)."""
+  import json
+  path = os.path.join(out, "eval", ACCURACY_FILE)
+  if not os.path.exists(path):
+    from tinyfaces_tf import atomic
+    from tinyfaces_tf import export
+    from tinyfaces_tf import task as task_lib
+    from tinyfaces_tf.detection import jobs
+    detector = export.SavedModelDetector(os.path.join(out, "export"))
+    task = task_lib.Task(detector.config, inputs.wider_dir)
+    adapter = task.adapter
+    records = [(r.name, r.boxes_xyxy, r.labels)
+               for r in adapter.dataset().images(adapter.eval_split)]
+    atomic.write_json(path, jobs.classification_accuracy_split(
+        detector.model.score_rois, detector.config.crop, adapter.image_root(adapter.eval_split),
+        records, task.build_proposer(inputs.proposer)))
+  with open(path) as f:
+    return json.load(f)
+
+
+def evaluate_runs(inputs: Inputs, runs, eval_dir, config=None):
+  """{label: metrics} of result dirs with the dataset's protocol, written into ``eval_dir``."""
+  if not inputs.coco:
+    from tinyfaces_tf.evaluation import report
+    return report.evaluate_dirs(runs, inputs.gt_dir, eval_dir)
+  from tinyfaces_tf import config as config_lib
+  from tinyfaces_tf import task as task_lib
+  return task_lib.Task(config or config_lib.get_preset("demo_coco"),
+                       inputs.wider_dir).build_evaluator()(runs, eval_dir)
+
+
+def metrics_file(inputs: Inputs, eval_dir):
+  from tinyfaces_tf.data import adapters
+  from tinyfaces_tf.evaluation import report
+  return os.path.join(eval_dir, adapters.CocoAdapter.METRICS_FILE if inputs.coco
+                      else report.AP_FILE)
+
+
+def read_metrics(inputs: Inputs, eval_dir):
+  import json
+  with open(metrics_file(inputs, eval_dir)) as f:
+    return json.load(f)
 
 
 def ground_truth_dir(wider_dir):
@@ -104,15 +190,16 @@ def ground_truth_dir(wider_dir):
 
 
 def train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None):
-  """Trains, exports, detects and evaluates one row with one seed; returns {label: AP dict}
+  """Trains, exports, detects and evaluates one row with one seed; returns {label: metrics}
   (ours, and the proposer's own scores as ``baseline_label`` if given)."""
-  from tinyfaces_tf.evaluation import report
   eval_dir = os.path.join(out, "eval")
-  if os.path.exists(os.path.join(eval_dir, report.AP_FILE)):
-    return report.read_aps(eval_dir)
+  if os.path.exists(metrics_file(inputs, eval_dir)):
+    return read_metrics(inputs, eval_dir)
+  config = row_config(flagfile)
   if FLAGS.scale == "demo" or FLAGS.table == SENSITIVITY:
     from tinyfaces_tf import task as task_lib
-    task_lib.Task(row_config(flagfile), inputs.wider_dir).build_rois(inputs.data_dir)
+    task_lib.Task(config, inputs.wider_dir).build_rois(
+        inputs.data_dir, proposer=inputs.proposer if inputs.coco else None)
   train_args = [f"--flagfile={path}" for path in row_flagfiles(flagfile)]
   if FLAGS.steps:
     train_args.append(f"--config.train.steps={FLAGS.steps}")
@@ -120,39 +207,58 @@ def train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None)
   _python("tinyfaces_tf.cli.train", *train_args, f"--data_dir={inputs.data_dir}",
           f"--out_dir={out}", "--export")
   results = os.path.join(out, "results")
-  _python("tinyfaces_tf.cli.detect", f"--model={os.path.join(out, 'export')}",
-          f"--wider_dir={inputs.wider_dir}", "--split=val",
-          f"--proposer=results:{inputs.proposals_dir}", f"--results_dir={results}")
+  if inputs.coco:  # the proposer runs here; its own detections are written beside ours
+    baseline_dir = os.path.join(out, "baseline")
+    _python("tinyfaces_tf.cli.detect", f"--model={os.path.join(out, 'export')}",
+            f"--root={inputs.wider_dir}", f"--proposer={inputs.proposer}",
+            f"--results_dir={results}", f"--baseline_dir={baseline_dir}")
+  else:
+    baseline_dir = inputs.proposals_dir
+    _python("tinyfaces_tf.cli.detect", f"--model={os.path.join(out, 'export')}",
+            f"--wider_dir={inputs.wider_dir}", "--split=val",
+            f"--proposer=results:{inputs.proposals_dir}", f"--results_dir={results}")
   runs = {OURS: results}
   if baseline_label:
-    runs = {baseline_label: inputs.proposals_dir, **runs}
-  return report.evaluate_dirs(runs, inputs.gt_dir, eval_dir)
+    runs = {baseline_label: baseline_dir, **runs}
+  return evaluate_runs(inputs, runs, eval_dir, config)
 
 
 def run_dir(table, name, seed):
+  table = table_rows.RUNS_OF.get(table, table)
   return os.path.join(FLAGS.runs_dir, f"table{table}_{FLAGS.scale}",
                       slug(name) if seed == 0 else f"{slug(name)}_seed{seed}")
 
 
-def run_table_row(row, seed, inputs: Inputs):
-  """AP dict of one row and seed of a paper table."""
+def run_table_row(row, seed, inputs: Inputs, baseline_flagfile=None):
+  """Metrics dict of one row and seed of a paper table. COCO baseline rows are the proposer's
+  own detections, written by the run of ``baseline_flagfile`` (the table's first trained row)."""
   out = run_dir(FLAGS.table, row.name, seed)
+  if row.flagfile is None and inputs.coco:
+    name = next(r.name for r in table_rows_of(FLAGS.table) if r.flagfile == baseline_flagfile)
+    trained = train_and_evaluate(baseline_flagfile, seed, run_dir(FLAGS.table, name, seed),
+                                 inputs, baseline_label=BASELINE)
+    return trained[BASELINE]
   if row.flagfile is None:  # the baseline: the proposer's own scores
-    from tinyfaces_tf.evaluation import report
-    path = os.path.join(out, "eval", report.AP_FILE)
-    if not os.path.exists(path):
-      report.evaluate_dirs({BASELINE: inputs.proposals_dir}, inputs.gt_dir,
-                           os.path.dirname(path))
-    return report.read_aps(os.path.dirname(path))[BASELINE]
-  return train_and_evaluate(row.flagfile, seed, out, inputs)[OURS]
+    eval_dir = os.path.join(out, "eval")
+    if not os.path.exists(metrics_file(inputs, eval_dir)):
+      evaluate_runs(inputs, {BASELINE: inputs.proposals_dir}, eval_dir)
+    return read_metrics(inputs, eval_dir)[BASELINE]
+  metrics = train_and_evaluate(row.flagfile, seed, out, inputs)[OURS]
+  return d_accuracy(out, inputs) if is_accuracy_table() else metrics
+
+
+def undefined(value):
+  """No value: missing, NaN, or pycocotools' -1 for an area range without ground truth."""
+  return value is None or (isinstance(value, float) and math.isnan(value)) or value < 0
 
 
 def fmt(value):
-  missing = value is None or (isinstance(value, float) and math.isnan(value))
-  return "-" if missing else f"{value:.3f}"
+  return "-" if undefined(value) else f"{value:.3f}"
 
 
 def mean_cell(aps, setting):
+  if any(undefined(ap[setting]) for ap in aps):
+    return "-"
   mean, sd = table_rows.mean_sd([ap[setting] for ap in aps])
   return fmt(mean) if sd is None else f"{mean:.3f} ± {sd:.3f}"
 
@@ -163,8 +269,8 @@ def difference_cell(d):
   return f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
 
 
-def compare_rows(rows, aps_by_name):
-  """{row name: {setting: (PairedDifference, verdict)}} for every row with a reference."""
+def compare_rows(rows, aps_by_name, metrics=SETTINGS):
+  """{row name: {metric: (PairedDifference, verdict)}} for every row with a reference."""
   by_name = {row.name: row for row in rows}
   comparisons = {}
   for row in rows:
@@ -172,7 +278,10 @@ def compare_rows(rows, aps_by_name):
       continue
     reference = by_name[row.reference]
     comparisons[row.name] = {}
-    for i, setting in enumerate(SETTINGS):
+    for i, setting in enumerate(metrics):
+      if any(undefined(ap[setting]) for name in (row.name, row.reference)
+             for ap in aps_by_name[name]):
+        continue
       d = table_rows.paired_difference([ap[setting] for ap in aps_by_name[row.name]],
                                        [ap[setting] for ap in aps_by_name[row.reference]])
       comparisons[row.name][setting] = (d, table_rows.verdict(
@@ -192,35 +301,48 @@ def write_report(path, lines, payload):
 
 def write_table(rows, aps_by_name, seeds, path):
   """The markdown table, the paired comparisons, and the same as JSON beside it."""
-  comparisons = compare_rows(rows, aps_by_name)
+  metrics = metrics_of_table()
+  comparisons = compare_rows(rows, aps_by_name, metrics)
   seed_text = ",".join(map(str, seeds))
+  names = [table_rows.METRIC_NAMES.get(m, m) for m in metrics]
+  if is_accuracy_table():
+    what = (f"D classification accuracy on the proposer's val RoIs (positives IoU > 0.5, "
+            f"negatives < 0.35) on `{FLAGS.coco_dir}` with proposer `{FLAGS.proposer}`; runs "
+            f"of table {table_rows.RUNS_OF[FLAGS.table]}; paper numbers are COCO minival")
+  elif is_coco_table():
+    what = (f"COCO-layout {FLAGS.scale == 'demo' and 'demo ' or ''}val AP (pycocotools) on "
+            f"`{FLAGS.coco_dir}` with proposer `{FLAGS.proposer}`; paper numbers are COCO "
+            "minival")
+  else:
+    what = (f"WIDER-layout val AP (official protocol) on `{FLAGS.wider_dir}`; paper numbers are "
+            "WIDER FACE val")
   lines = [f"# Table {FLAGS.table} at {FLAGS.scale} scale", "",
-           f"WIDER-layout val AP (official protocol) on `{FLAGS.wider_dir}`; paper numbers are "
-           f"WIDER FACE val. Command: `python experiments/run.py --table={FLAGS.table} "
+           f"{what}. Command: `python experiments/run.py --table={FLAGS.table} "
            f"--scale={FLAGS.scale} --seeds={seed_text}`.",
-           f"Trained rows: mean ± sample sd over seeds {seed_text}; the baseline (the "
-           "proposer's own scores) has one value.", "",
-           "| row | Easy | Medium | Hard | paper Easy | paper Medium | paper Hard |",
-           "|---|---|---|---|---|---|---|"]
+           f"Trained rows: mean ± sample sd over seeds {seed_text}; a baseline (the "
+           "proposer's own scores) has one value per seed it was written with.", "",
+           "| row | " + " | ".join(names) + " | " + " | ".join(f"paper {n}" for n in names)
+           + " |", "|---|" + "---|" * (2 * len(names))]
   for row in rows:
     if row.name in aps_by_name:
       aps = aps_by_name[row.name]
-      lines.append(f"| {row.name} | " + " | ".join(mean_cell(aps, s) for s in SETTINGS) + " | "
+      lines.append(f"| {row.name} | " + " | ".join(mean_cell(aps, s) for s in metrics) + " | "
                    + " | ".join(fmt(p) for p in row.paper) + " |")
   lines += ["", "Paired differences row - reference over the seeds (mean "
             f"[{table_rows.CONFIDENCE:.0%} t interval]; a one-sample t test of the per-seed "
             "differences), and whether each shows the paper's direction (shown: the interval "
             "excludes 0 on the paper's side; "
             "reversed: on the other side; not shown: it includes 0).", "",
-            "| row | reference | Δ Easy | Δ Medium | Δ Hard | paper Δ Easy/Medium/Hard |",
-            "|---|---|---|---|---|---|"]
+            "| row | reference | " + " | ".join(f"Δ {n}" for n in names)
+            + f" | paper Δ {'/'.join(names)} |", "|---|---|" + "---|" * (len(names) + 1)]
   by_name = {row.name: row for row in rows}
   for name, per_setting in comparisons.items():
     row, reference = by_name[name], by_name[by_name[name].reference]
     paper = "/".join("-" if a is None or b is None else f"{a - b:+.3f}"
                      for a, b in zip(row.paper, reference.paper))
     lines.append(f"| {name} | {reference.name} | " + " | ".join(
-        f"{difference_cell(d)} {v}" for d, v in per_setting.values()) + f" | {paper} |")
+        f"{difference_cell(per_setting[m][0])} {per_setting[m][1]}" if m in per_setting else "-"
+        for m in metrics) + f" | {paper} |")
   write_report(path, lines, {
       "table": FLAGS.table, "scale": FLAGS.scale, "seeds": seeds,
       "rows": [{"name": row.name, "paper": row.paper, "reference": row.reference,
@@ -254,17 +376,24 @@ def write_context_figure(inputs: Inputs, path):
 
 
 def run_paper_table(seeds, inputs: Inputs):
-  rows = table_rows.TABLES[FLAGS.table]
+  rows = table_rows_of(FLAGS.table)
   wanted = {slug(row) for row in FLAGS.rows or []}
   selected = [row for row in rows if not wanted or slug(row.name) in wanted]
+  # A COCO baseline row is the proposer's own detections written during a trained row's run
+  # (the proposer runs at detection): the first trained row after it in the table (its MTGAN).
+  def trained_after(row):
+    later = [r.flagfile for r in rows[rows.index(row):] if r.flagfile]
+    return (later or [r.flagfile for r in rows if r.flagfile])[0]
+
   aps_by_name = {}
   for row in selected:
     aps_by_name[row.name] = []
-    for seed in ([0] if row.flagfile is None else seeds):
+    baseline_seeds = seeds[:1] if inputs.coco else [0]
+    for seed in (baseline_seeds if row.flagfile is None else seeds):
       logging.info("=== %s (seed %d) ===", row.name, seed)
-      aps_by_name[row.name].append(run_table_row(row, seed, inputs))
-      logging.info("%s seed %d: easy %.3f medium %.3f hard %.3f", row.name, seed,
-                   *(aps_by_name[row.name][-1][s] for s in SETTINGS))
+      aps_by_name[row.name].append(run_table_row(row, seed, inputs, trained_after(row)))
+      logging.info("%s seed %d: %s", row.name, seed, " ".join(
+          f"{m} {aps_by_name[row.name][-1][m]:.3f}" for m in metrics_of_table()))
   path = os.path.join(FLAGS.results_dir, f"table{FLAGS.table}_{FLAGS.scale}.md")
   write_table(selected, aps_by_name, seeds, path)
   if FLAGS.table == "3":
@@ -352,6 +481,25 @@ def write_sensitivity_table(rows, seeds, path):
   write_report(path, lines, {"scale": FLAGS.scale, "seeds": seeds, "rows": payload})
 
 
+def run_coco_table(seeds):
+  """An MTGAN COCO table on --coco_dir with --proposer."""
+  from tinyfaces_tf.data import coco
+  for split in ("train2017", "val2017") if FLAGS.scale == "demo" else ():
+    for path in coco.CocoDataset(FLAGS.coco_dir).annotation_files(split):
+      if not os.path.isfile(path):
+        raise app.UsageError(f"--coco_dir: {path} does not exist (run `make demo-coco` first "
+                             "at demo scale)")
+  # At demo scale the RoIs `make demo-coco` built are reused (rows with other crops add theirs).
+  data_dir = FLAGS.data_dir or ("runs/demo_coco/tfds" if FLAGS.scale == "demo" else None)
+  if not data_dir:
+    raise app.UsageError("--data_dir (a built coco_rois) is required at paper scale")
+  known = {slug(row.name) for row in table_rows_of(FLAGS.table)}
+  unknown = [row for row in FLAGS.rows or [] if slug(row) not in known]
+  if unknown:
+    raise app.UsageError(f"--rows: {unknown} not in table {FLAGS.table}; rows: {sorted(known)}")
+  run_paper_table(seeds, Inputs(FLAGS.coco_dir, data_dir, "", FLAGS.proposer))
+
+
 def main(argv):
   del argv
   try:
@@ -360,6 +508,8 @@ def main(argv):
     raise app.UsageError(f"--seeds: integers expected, got {FLAGS.seeds}")
   if not seeds:
     raise app.UsageError("--seeds: give at least one seed")
+  if is_coco_table():
+    return run_coco_table(seeds)
   if ground_truth_dir(FLAGS.wider_dir) is None:
     raise app.UsageError(f"--wider_dir: no eval_tools/ground_truth under {FLAGS.wider_dir} (run "
                          "`make demo` first at demo scale)")

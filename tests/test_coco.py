@@ -247,3 +247,37 @@ def test_class_agnostic_boxes_are_reported_for_every_class(tmp_path):
   assert got == [(1, [5, 5, 15, 20], 0.4), (3, [0, 0, 10, 10], 0.9), (3, [5, 5, 15, 20], 0.4),
                  (8, [5, 5, 15, 20], 0.4)]
   assert all(e["image_id"] == 21 for e in entries)
+
+
+def test_d_accuracy_job_against_hand_worked_counts(tmp_path):
+  """MTGAN Table 9's job: proposals cropped, scored, argmax vs IoU-based labels."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  os.makedirs(tmp_path / "val", exist_ok=True)
+  Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(tmp_path / "val" / "1.jpg")
+  gt_boxes = np.array([[0, 0, 20, 20], [40, 10, 60, 30]], np.float32)
+  rois = np.array([[0, 0, 20, 20],    # positive, class 2
+                   [40, 10, 60, 30],  # positive, class 1
+                   [0, 0, 20, 40],    # IoU 0.5 exactly: not counted (Table 9 wants > 0.5)
+                   [60, 40, 80, 60]],  # negative
+                  np.float32)
+  # Predictions: right, wrong (background), -, right (background).
+  probs = np.array([[0.1, 0.2, 0.7], [0.8, 0.1, 0.1], [0.0, 1.0, 0.0], [0.9, 0.05, 0.05]])
+
+  class Fixed(proposals_lib.Proposer):
+    def propose(self, image, image_name=None):
+      return proposals_lib.make_proposals(rois, np.linspace(1, 0.5, 4), None)
+
+  seen = []
+
+  def score_rois(lr):
+    seen.append(lr.shape)
+    return {"class_probs": tf.constant(probs, tf.float32)}
+
+  crop = config_lib.get_preset("demo_coco").crop
+  result = jobs.classification_accuracy_split(
+      score_rois, crop, str(tmp_path), [("val/1.jpg", gt_boxes, np.array([2, 1]))], Fixed())
+  assert seen == [(4, crop.lr_size, crop.lr_size, 3)]
+  assert (result["num_positive"], result["correct_positive"]) == (2, 1)
+  assert (result["num_negative"], result["correct_negative"]) == (1, 1)
+  assert result["num_unlabelled"] == 1
+  assert result["accuracy"] == pytest.approx(2 / 3)

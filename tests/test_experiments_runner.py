@@ -1,6 +1,7 @@
 """experiments/run.py end to end on its cheapest row: the baseline (the proposer's own scores) of a
 small demo split, with ground-truth boxes as the 'proposer', must score AP 1.0 and fill the table."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +94,36 @@ def test_verdicts_follow_the_papers_direction():
   for table in rows.TABLES.values():
     names = {row.name for row in table}
     assert all(row.reference in names for row in table if row.reference)
+
+
+def test_coco_table_baseline_row_is_the_proposers_pycocotools_ap(tmp_path):
+  """--table=mtgan4 on a small COCO-format demo: the baseline row (the proposer's own
+  detections, written while the SBU row detects) equals pycocotools' AP of those detections."""
+  from pycocotools.coco import COCO  # pylint: disable=g-import-not-at-top
+  from pycocotools.cocoeval import COCOeval  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.data import demo_coco  # pylint: disable=g-import-not-at-top
+  data = tmp_path / "coco"
+  demo_coco.make_coco_demo(data, train_images=4, val_images=3, seed=2)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, "experiments", "run.py"), "--table=mtgan4",
+       "--rows=baseline_proposer", "--seeds=0", "--steps=1", "--proposer=windows",
+       f"--coco_dir={data}", f"--data_dir={tmp_path / 'tfds'}",
+       f"--runs_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}"],
+      env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+  assert done.returncode == 0, done.stderr[-3000:]
+  table = (tmp_path / "results" / "tablemtgan4_demo.md").read_text().splitlines()
+  assert "| row | AP | AP50 | AP75 | APs | APm | APl |" in table[5]
+  row = next(line for line in table if line.startswith("| Baseline"))
+  # The proposer's detections, scored here with pycocotools directly.
+  baseline = tmp_path / "runs" / "tablemtgan4_demo" / "sbu" / "baseline"
+  detections = [d for p in sorted(baseline.rglob("*.json")) if p.name != "coco_results.json"
+                for d in json.loads(p.read_text())]
+  gt = COCO(str(data / "annotations" / "instances_val2017.json"))
+  evaluator = COCOeval(gt, gt.loadRes(detections), "bbox")
+  evaluator.evaluate()
+  evaluator.accumulate()
+  evaluator.summarize()
+  cells = [c.strip() for c in row.split("|")[2:8]]
+  expected = ["-" if v < 0 else f"{v:.3f}" for v in evaluator.stats[:6]]
+  assert cells == expected, (cells, expected)

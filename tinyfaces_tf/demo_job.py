@@ -157,6 +157,27 @@ def detections_figure(detector, task, proposer, out_path):
   return viz.draw_detections(image, boxes, scores, gt, out_path, score_threshold=0.5)
 
 
+def coco_figures_and_accuracy(task, detector, proposer, paths):
+  """MTGAN Fig. 6 (error analysis of our detections) and Table 9 (D accuracy on the proposer's
+  val RoIs) for the COCO demo; returns {"d_accuracy": ...}."""
+  import json  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.detection import jobs  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.evaluation import coco_analysis  # pylint: disable=g-import-not-at-top
+  adapter = task.adapter
+  split = adapter.eval_split
+  with open(os.path.join(paths.results("gan"), adapter.RESULTS_FILE)) as f:
+    detections = json.load(f)
+  ground_truth = adapter.dataset().annotation_files(split)[0]
+  coco_analysis.plot_analysis(coco_analysis.analyze(ground_truth, detections),
+                              os.path.join(paths.figures, "coco_error_analysis.png"),
+                              title="GAN re-scored (ours), all classes")
+  records = [(r.name, r.boxes_xyxy, r.labels) for r in adapter.dataset().images(split)]
+  accuracy = jobs.classification_accuracy_split(
+      detector.model.score_rois, detector.config.crop, adapter.image_root(split), records,
+      proposer)
+  return {"d_accuracy": accuracy}
+
+
 def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=None,
              preset=None, family="wider_face"):
   """Runs every stage of ``family``'s demo (``KINDS``); returns the metrics dict written to
@@ -216,15 +237,18 @@ def run_demo(paths=DemoPaths(), train_images=160, val_images=60, seed=0, steps=N
   _stage(6, "Official evaluation and figures")
   aps = task.build_evaluator()({kind.baseline_label: baseline_dir,
                                 OURS_LABEL: paths.results("gan")}, paths.eval_dir)
+  extra = {}
   if family == "wider_face":
     from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
     os.replace(os.path.join(paths.eval_dir, report.PR_FIGURE),
                os.path.join(paths.figures, report.PR_FIGURE))
+  else:
+    extra = coco_figures_and_accuracy(task, detector, val_proposals, paths)
   sr_grid(gan.generator, task, paths.tfds_dir, os.path.join(paths.figures, "sr_grid.png"))
   detections_figure(detector, task, val_proposals,
                     os.path.join(paths.figures, "detections.png"))
   metrics = {
-      "family": family, "baseline_label": kind.baseline_label,
+      "family": family, "baseline_label": kind.baseline_label, **extra,
       "baseline_ap": aps[kind.baseline_label], "gan_ap": aps[OURS_LABEL],
       "train_seconds": round(result.seconds, 1),
       "train_rois_per_second": round(result.rois_per_second, 1),
@@ -251,6 +275,11 @@ def format_summary(metrics, paths):
   rows = ["", title, f"{'':{width}s}" + "".join(f"{header(c):>8s}" for c in columns)]
   for label, key in ((baseline, "baseline_ap"), ("GAN re-scored (ours)", "gan_ap")):
     rows.append(f"{label:{width}s}" + "".join(f"{metrics[key][c]:8.3f}" for c in columns))
+  if "d_accuracy" in metrics:
+    acc = metrics["d_accuracy"]
+    rows.append(f"D accuracy on the proposer's val RoIs (MTGAN Table 9): positives "
+                f"{acc['positive_accuracy']:.3f}, negatives {acc['negative_accuracy']:.3f}, "
+                f"all {acc['accuracy']:.3f}")
   rows += [f"trained {metrics['steps']} steps in {metrics['train_seconds']:.0f}s "
            f"({metrics['train_rois_per_second']:.0f} RoIs/s); total {metrics['total_seconds']:.0f}s",
            f"files: {paths.run_dir}/metrics.json, {paths.figures}/*.png, {paths.eval_dir},",

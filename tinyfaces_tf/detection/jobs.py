@@ -124,3 +124,43 @@ def detect_split(detector: Callable, image_root: str, names: Sequence[str], prop
     summary.detections += len(scores)
   summary.write_skipped(out_dir)
   return summary
+
+
+def classification_accuracy_split(score_rois: Callable, crop, image_root: str, records,
+                                  proposer, positive_iou: float = 0.5,
+                                  negative_iou: float = 0.35) -> dict:
+  """MTGAN Table 9: the discriminator's classification accuracy on a proposer's RoIs.
+
+  Every proposal of every image is cropped as at detection, scored by ``score_rois`` (an
+  export's signature: LR patches -> ``class_probs``) and its argmax class (0 = background)
+  compared with its label: the class of the best-IoU object when IoU > ``positive_iou``
+  (positives), 0 when IoU < ``negative_iou`` with every object (negatives), uncounted between.
+
+  Args:
+    score_rois: e.g. ``SavedModelDetector.model.score_rois``.
+    crop: the export's CropConfig.
+    image_root: the folder the records' names are relative to.
+    records: (name, gt boxes xyxy [G, 4], gt labels [G] 1..K) per image.
+    proposer: a Proposer.
+  Returns:
+    ``evaluation.coco_analysis.ClassificationAccuracy.result()``: positive / negative / all
+    accuracy and the counts; plus ``skipped_images``.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf import roi_crop  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.evaluation import coco_analysis  # pylint: disable=g-import-not-at-top
+  records = list(records)
+  truth = {name: (boxes, labels) for name, boxes, labels in records}
+  accuracy = coco_analysis.ClassificationAccuracy(positive_iou, negative_iou)
+  summary = JobSummary()
+  names = [name for name, _, _ in records]
+  for name, image in iter_images(image_root, names, summary, "image (D accuracy)"):
+    proposals = proposer.propose(image, name)
+    if not len(proposals):
+      continue
+    _, lr = roi_crop.crop_rois_with_context(tf.constant(image), tf.constant(proposals.boxes),
+                                            crop)
+    probs = score_rois(lr=lr)["class_probs"].numpy()
+    boxes, labels = truth[name]
+    accuracy.update(proposals.boxes, probs.argmax(axis=-1), boxes, labels)
+  return {**accuracy.result(), "skipped_images": len(summary.skipped)}
