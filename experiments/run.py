@@ -59,7 +59,8 @@ flags.DEFINE_string("proposals_dir", None, "Baseline proposals of the val split 
                     "files; default <wider_dir>/proposals/val as `make demo` writes them).")
 flags.DEFINE_string("coco_dir", "data/demo_coco", "COCO-layout root of the mtgan* tables (the "
                     "COCO-format demo by default, as `make demo-coco` writes it).")
-flags.DEFINE_string("proposer", "selective_search", "mtgan* tables: the baseline proposer "
+flags.DEFINE_string("proposer", "selective_search:single",
+                    "mtgan* tables: the baseline proposer "
                     "(a proposer spec, e.g. coco_results:FILE of the evaluation split).")
 flags.DEFINE_string("runs_dir", "runs/experiments", "Where each row's run directory goes.")
 flags.DEFINE_string("results_dir", os.path.join(HERE, "results"), "Where table<N>_<scale>.md, "

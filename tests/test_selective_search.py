@@ -249,3 +249,19 @@ def test_flat_texture_sits_in_the_first_bin():
   bins = ss.texture_bins(flat)
   assert bins.shape == (256, 24)
   np.testing.assert_array_equal(bins % ss.TEXTURE_BINS, 0)
+
+
+def test_spec_modes_are_the_papers_strategies():
+  from tinyfaces_tf import proposals  # pylint: disable=g-import-not-at-top
+  fast = proposals.make_proposer("selective_search", max_rois=50)
+  single = proposals.make_proposer("selective_search:single")
+  assert (fast.colour_spaces, fast.scales, fast.max_rois) == (("hsv", "lab"), (50.0, 100.0), 50)
+  assert (single.colour_spaces, single.scales) == (("hsv",), (100.0,))
+  # "single" runs one of "fast"'s groupings: its boxes are among fast's.
+  image = data.coffee()[::2, ::2].copy()
+  fast_all = {tuple(b) for b in ss.SelectiveSearchProposer(max_rois=None).ranked_boxes(image)}
+  single_all = ss.SelectiveSearchProposer(max_rois=None, **ss.MODES["single"]).ranked_boxes(image)
+  assert 0 < len(single_all) < len(fast_all)
+  assert {tuple(b) for b in single_all} <= fast_all
+  with pytest.raises(ValueError, match="modes are fast, single"):
+    proposals.make_proposer("selective_search:slow")

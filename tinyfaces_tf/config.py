@@ -207,9 +207,12 @@ PRESETS = {
 }
 # The COCO-format demo (data/demo_coco.py: face, coin, cat): the demo's networks over K + 1 = 4
 # classes with class-specific boxes, MTGAN's crop and detection settings, the demo's schedule.
+# 350 GAN steps after 150 MSE ones and at most 96 RoIs per image keep `make demo-coco` within
+# 10 minutes on 2 cores (BUILD_NOTES "COCO and MTGAN").
 PRESETS["demo_coco"] = replace(
     PRESETS["demo"], discriminator={"num_classes": DEMO_COCO_CLASSES + 1},
     crop={"context": 1.0}, detect=dataclasses.asdict(_MTGAN_COCO.detect),
+    sampler={"max_rois": 96}, train={"steps": 350, "pretrain_steps": 150},
     data={"family": "coco"})
 
 

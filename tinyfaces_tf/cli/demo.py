@@ -16,9 +16,11 @@ flags.DEFINE_string("data_dir", None, "Where the demo dataset is (or is written)
                     "data/demo or data/demo_coco.")
 flags.DEFINE_string("run_dir", None, "Run directory for checkpoints, export, figures; default "
                     "runs/demo or runs/demo_coco.")
-flags.DEFINE_integer("train_images", 160, "Demo train images (when the dataset is made).",
+flags.DEFINE_integer("train_images", None, "Demo train images (when the dataset is made; "
+                     "default 160 for wider_face, 120 for coco).",
                      lower_bound=1)
-flags.DEFINE_integer("val_images", 60, "Demo val images (when the dataset is made).",
+flags.DEFINE_integer("val_images", None, "Demo val images (when the dataset is made; "
+                     "default 60 for wider_face, 50 for coco).",
                      lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Demo dataset seed.")
 flags.DEFINE_integer("steps", None, "GAN steps (default: the demo preset's).", lower_bound=0)

@@ -207,7 +207,13 @@ def _place(rng, height, width, box_h, box_w, taken, margin, tries=50):
 def _render_patch(rng, crop, tone, flipped, box_h, box_w, blur, illumination, noise_range):
   """Colourised, resized, blurred, re-lit and noised float RGB patch in [0, 255]."""
   gray = crop[:, ::-1] if flipped else crop
-  patch = _resize(colourise(gray, tone), box_h, box_w)
+  return degrade(rng, _resize(colourise(gray, tone), box_h, box_w), box_h, blur, illumination,
+                 noise_range)
+
+
+def degrade(rng, patch, box_h, blur, illumination, noise_range):
+  """A float RGB patch in [0, 1] at box size, blurred (level 0/1/2), re-lit and noised, as the
+  annotation's blur and illumination say; float [0, 255]."""
   if blur:
     fraction = rng.uniform(0.02, 0.04) if blur == 1 else rng.uniform(0.06, 0.10)
     sigma = max(fraction * box_h, 0.5 if blur == 1 else 1.2)

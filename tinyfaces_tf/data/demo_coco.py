@@ -251,22 +251,6 @@ def _resize_mask(mask, height, width):
   return np.clip(resized, 0.0, 1.0)
 
 
-def _render_rgb(rng, rgb, box_h, blur, illumination, noise_range):
-  """demo._render_patch's degradations for an RGB patch in [0, 1] already at box size."""
-  patch = rgb
-  if blur:
-    fraction = rng.uniform(0.02, 0.04) if blur == 1 else rng.uniform(0.06, 0.10)
-    sigma = max(fraction * box_h, 0.5 if blur == 1 else 1.2)
-    patch = scipy.ndimage.gaussian_filter(patch, sigma=(sigma, sigma, 0), mode="nearest")
-  if illumination:
-    gain = rng.uniform(0.2, 0.4) if rng.random() < 0.5 else rng.uniform(1.8, 2.5)
-  else:
-    gain = rng.uniform(0.85, 1.15)
-  patch = patch * gain * 255.0
-  patch = patch + rng.normal(0.0, rng.uniform(*noise_range), size=patch.shape)
-  return np.clip(patch, 0.0, 255.0)
-
-
 def _log_uniform(rng, low, high):
   return int(round(np.exp(rng.uniform(np.log(low), np.log(high)))))
 
@@ -337,7 +321,7 @@ def _render_object(rng, category_id, index, box_h, box_w, config, blur, illumina
       saturation = 0.0 if rng.random() < 0.15 else rng.uniform(0.3, 1.0)
     grey = rgb.mean(axis=-1, keepdims=True)
     rgb = np.clip((grey + saturation * (rgb - grey)) * gains, 0.0, 1.0)
-    patch = _render_rgb(rng, rgb, box_h, blur, illumination, config.noise_sigma_range)
+    patch = demo.degrade(rng, rgb, box_h, blur, illumination, config.noise_sigma_range)
     alpha = _ellipse_alpha(box_h, box_w, exponent=2.0)
     fields.update(source="chelsea", source_box=window, tone=tuple(float(v) for v in gains),
                   saturation=float(saturation))
@@ -478,7 +462,7 @@ def render_coco_scene(rng: np.random.Generator, sources: SplitSources,
       name = COCO_BACKGROUNDS[int(rng.integers(0, len(COCO_BACKGROUNDS)))]
       crop = demo._background_crop(  # pylint: disable=protected-access
           rng, name, box_h, box_w).astype(np.float64) / 255.0
-      patch = _render_rgb(rng, crop, box_h, blur, 0, config.noise_sigma_range)
+      patch = demo.degrade(rng, crop, box_h, blur, 0, config.noise_sigma_range)
       alpha = _ellipse_alpha(box_h, box_w, exponent=2.0 if rng.random() < 0.5 else 3.0)
       fields = dict(source=name)
     x, y = corner

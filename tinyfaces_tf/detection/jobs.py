@@ -154,7 +154,7 @@ def classification_accuracy_split(score_rois: Callable, crop, image_root: str, r
   accuracy = coco_analysis.ClassificationAccuracy(positive_iou, negative_iou)
   summary = JobSummary()
   names = [name for name, _, _ in records]
-  for name, image in iter_images(image_root, names, summary, "image (D accuracy)"):
+  for name, image in iter_images(image_root, names, summary):
     proposals = proposer.propose(image, name)
     if not len(proposals):
       continue

@@ -16,7 +16,8 @@ from tinyfaces_tf.proposals.results import ResultsProposer
 from tinyfaces_tf.proposals.selective_search import SelectiveSearchProposer
 from tinyfaces_tf.proposals.windows import SlidingWindowProposer
 
-SPECS = ("mtcnn", "lbp", "results:DIR", "coco_results:FILE", "windows", "selective_search")
+SPECS = ("mtcnn", "lbp", "results:DIR", "coco_results:FILE", "windows",
+         "selective_search[:fast|single]")
 
 
 def make_proposer(spec, category_ids=None, **kwargs):
@@ -25,7 +26,7 @@ def make_proposer(spec, category_ids=None, **kwargs):
 
   Raises ValueError naming ``spec`` if it is not one of "mtcnn", "lbp", "results:DIR" (DIR an
   existing directory), "coco_results:FILE" (an existing file), "windows" or
-  "selective_search".
+  "selective_search" (optionally ":fast", the default, or ":single", the paper's modes).
   """
   if not isinstance(spec, str):
     raise ValueError(f"proposer spec must be a string, got {spec!r}")
@@ -36,8 +37,12 @@ def make_proposer(spec, category_ids=None, **kwargs):
     return LbpCascadeProposer(**kwargs)
   if name == "windows" and not sep:
     return SlidingWindowProposer(**kwargs)
-  if name == "selective_search" and not sep:
-    return SelectiveSearchProposer(**kwargs)
+  if name == "selective_search":
+    from tinyfaces_tf.proposals import selective_search  # pylint: disable=g-import-not-at-top
+    if (arg or "fast") not in selective_search.MODES:
+      raise ValueError(f"proposer spec {spec!r}: modes are "
+                       f"{', '.join(selective_search.MODES)}")
+    return SelectiveSearchProposer(**selective_search.MODES[arg or "fast"], **kwargs)
   if name == "results" and sep:
     if not arg:
       raise ValueError(f"proposer spec {spec!r}: give the directory, 'results:DIR'")
