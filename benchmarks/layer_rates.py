@@ -1,6 +1,16 @@
 """Sustained FLOP/s of a model's dominant layer shapes, forward and backward, per dtype: the
-roofline that roofline.py prints and train_step.py / detect.py divide by (see roofline.py)."""
+roofline that roofline.py prints and train_step.py / detect.py divide by (see roofline.py).
+
+A timed sample queues calls back to back and waits once, for the last: on a GPU a call returns
+before its kernels finish, so timing one call at a time measures the host's launch and sync
+latency (a 0.5 ms conv then reads as a few TFLOP/s). Each sample holds enough calls to last at
+least ``MIN_SAMPLE_SECONDS``; on a CPU one call of a dominant shape already does. On a GPU a
+shape whose call is shorter than the host's dispatch of one call (about 0.1 ms: the journal D's
+8x8 and 4x4 layers at batch 128) is still dispatch-bound, so its rate and a model roofline made of
+such shapes read low; a compiled step runs them without per-op dispatch and can exceed that
+roofline (BUILD_NOTES.md, "GPU (H100)")."""
 import collections
+import math
 import statistics
 import time
 
@@ -8,6 +18,8 @@ import keras
 import tensorflow as tf
 
 from tinyfaces_tf import flops
+
+MIN_SAMPLE_SECONDS = 0.2
 
 
 def _signature(layer):
@@ -57,8 +69,9 @@ def _layer_of(signature):
   return cls(filters, kernel, strides=strides, padding=padding)
 
 
-def time_shape(signature, flops_per_example, batch, dtype, repeats):
-  """(forward GFLOP/s, backward GFLOP/s) of one layer shape."""
+def time_shape(signature, flops_per_example, batch, dtype, repeats, jit=False):
+  """(forward GFLOP/s, backward GFLOP/s) of one layer shape; ``jit``: compiled by XLA, as a
+  ``jit_compile`` train step's layers are."""
   layer = _layer_of(signature)
   x = tf.random.uniform((batch, *signature[1]), dtype=tf.float32)
   x = tf.cast(x, dtype)
@@ -66,11 +79,11 @@ def time_shape(signature, flops_per_example, batch, dtype, repeats):
   kernel = layer.kernel
   cast_kernel = lambda: tf.cast(kernel, dtype)
 
-  @tf.function
+  @tf.function(jit_compile=jit)
   def forward(x):
     return _apply(layer, x, cast_kernel())
 
-  @tf.function
+  @tf.function(jit_compile=jit)
   def backward(x):
     with tf.GradientTape() as tape:
       tape.watch(x)
@@ -81,15 +94,30 @@ def time_shape(signature, flops_per_example, batch, dtype, repeats):
 
   rates = []
   for fn, factor in ((forward, 1), (backward, 2)):
-    for _ in range(2):  # trace + warm up
-      _block(fn(x))
-    times = []
-    for _ in range(repeats):
-      start = time.perf_counter()
-      _block(fn(x))
-      times.append(time.perf_counter() - start)
-    rates.append(factor * flops_per_example * batch / statistics.median(times) / 1e9)
+    rates.append(factor * flops_per_example * batch / seconds_per_call(fn, x, repeats) / 1e9)
   return tuple(rates)
+
+
+def seconds_per_call(fn, x, repeats):
+  """Median over ``repeats`` samples of one call's sustained time (see the module docstring)."""
+  for _ in range(2):  # trace + warm up (autotuning)
+    _block(fn(x))
+  calls = 1
+  while True:
+    seconds = _sample(fn, x, calls)
+    if seconds >= MIN_SAMPLE_SECONDS:
+      break
+    calls = max(calls * 2, math.ceil(calls * 1.2 * MIN_SAMPLE_SECONDS / max(seconds, 1e-6)))
+  times = [seconds / calls] + [_sample(fn, x, calls) / calls for _ in range(repeats - 1)]
+  return statistics.median(times)
+
+
+def _sample(fn, x, calls):
+  start = time.perf_counter()
+  for _ in range(calls):
+    result = fn(x)
+  _block(result)
+  return time.perf_counter() - start
 
 
 def _apply(layer, x, kernel):
@@ -110,7 +138,8 @@ def _block(result):
     tensor.numpy()
 
 
-def model_roofline(model, input_shape, dtypes, batch, coverage=0.8, repeats=5, label=""):
+def model_roofline(model, input_shape, dtypes, batch, coverage=0.8, repeats=5, label="",
+                   jit=False):
   """(rows, summary) for one model: each dominant shape's forward / backward GFLOP/s per dtype
   and the FLOP-weighted harmonic mean ``summary["<dtype>_<fwd|bwd>_gflops"]``."""
   rows = []
@@ -119,7 +148,8 @@ def model_roofline(model, input_shape, dtypes, batch, coverage=0.8, repeats=5, l
                     f"out={signature[3]} s={signature[4]} {signature[5]}",
            "flop_share": round(share, 3)}
     for dtype in dtypes:
-      fwd, bwd = time_shape(signature, per_example, batch, getattr(tf, dtype), repeats)
+      fwd, bwd = time_shape(signature, per_example, batch, getattr(tf, dtype), repeats,
+                            jit)
       row[f"{dtype}_fwd_gflops"], row[f"{dtype}_bwd_gflops"] = round(fwd, 1), round(bwd, 1)
     rows.append(row)
     print(f"{label:12s} {row}", flush=True)

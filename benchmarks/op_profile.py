@@ -53,14 +53,19 @@ def category(name: str, op_type: str) -> str:
   return "other elementwise"
 
 
-def op_times(logdir: str) -> dict:
-  """{(op name, op type): summed seconds} over every op event of the newest trace in logdir."""
+def _newest_space(logdir):
   paths = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
   if not paths:
     raise FileNotFoundError(f"{logdir}: no *.xplane.pb trace")
   space = xplane_pb2.XSpace()
   with open(paths[-1], "rb") as f:
     space.ParseFromString(f.read())
+  return space
+
+
+def op_times(logdir: str) -> dict:
+  """{(op name, op type): summed seconds} over every op event of the newest trace in logdir."""
+  space = _newest_space(logdir)
   totals = collections.Counter()
   for plane in space.planes:
     if not plane.name.startswith("/host:") and not plane.name.startswith("/device:"):
@@ -76,6 +81,57 @@ def op_times(logdir: str) -> dict:
           continue
         totals[(name, op_type)] += event.duration_ps * 1e-12
   return totals
+
+
+def _stat(plane, event, key):
+  for stat in event.stats:
+    if plane.stat_metadata[stat.metadata_id].name == key:
+      if stat.HasField("ref_value"):
+        return plane.stat_metadata[stat.ref_value].name
+      return stat.str_value or None
+  return None
+
+
+def gpu_kernel_times(logdir: str) -> dict:
+  """{(kernel name, the TF op or XLA HLO op that launched it): summed seconds} over the GPU
+  planes' kernel events (CUPTI): on a GPU the host's op events time launches, not work. Empty
+  when the trace holds no GPU kernels (no GPU, or CUPTI missing)."""
+  space = _newest_space(logdir)
+  totals = collections.Counter()
+  for plane in space.planes:
+    if not plane.name.startswith("/device:GPU:"):
+      continue
+    for line in plane.lines:
+      if "Stream" not in line.name and "stream" not in line.name:
+        continue  # the per-stream lines hold the kernels; others repeat them per op / step
+      for event in line.events:
+        kernel = plane.event_metadata[event.metadata_id].name
+        origin = _stat(plane, event, "hlo_op") or _stat(plane, event, "tf_op") or ""
+        totals[(kernel[:160], origin[:160])] += event.duration_ps * 1e-12
+  return totals
+
+
+def kernel_category(kernel: str, origin: str) -> str:
+  """A GPU kernel's category by its name (cuDNN / cuBLAS / XLA emitter names) and its op."""
+  text = f"{kernel} {origin}".lower()
+  if re.search(r"wgrad|bw-filter|backpropfilter|backward_filter", text):
+    return "conv backward (filter)"
+  if re.search(r"dgrad|bw-input|backpropinput|backward_data", text):
+    return "conv backward (input)"
+  if re.search(r"batch_?norm|bn_fw|bn_bw", text):
+    return "batch norm"
+  # "conv" but not XLA's "convert" fusions (dtype casts); cuBLAS kernels are xmma too.
+  if re.search(r"implicit_gemm|fprop|conv(?!ert)", text):
+    return "conv forward"
+  if re.search(r"gemm|matmul|cublas", text):
+    return "dense (matmul)"
+  if re.search(r"reduce|reduction", text):
+    return "reductions (batch norm statistics, losses)"
+  if re.search(r"memcpy|memset|copy", text):
+    return "copies"
+  if re.search(r"transpose", text):
+    return "layout transposes"
+  return "other elementwise / fusions"
 
 
 def summarise(totals):

@@ -11,6 +11,7 @@ trace's XPlane protobuf directly: every op event on the host's executor threads,
 Ops can run concurrently (inter-op threads), so shares are of the summed op time, printed beside
 the steps' wall time.
 """
+import collections
 import time
 
 from absl import app
@@ -78,6 +79,10 @@ def main(argv):
     gan.fit(dataset, steps_per_epoch=_WARMUP.value + _STEPS.value, epochs=1, verbose=0,
             shuffle=False, callbacks=[trace])
   wall = trace.seconds
+  kernels = op_profile.gpu_kernel_times(_LOGDIR.value)
+  if kernels:
+    _report_gpu(cfg, wall, kernels)
+    return
   by_category, by_type = op_profile.summarise(op_profile.op_times(_LOGDIR.value))
   total = sum(by_category.values())
   print(f"{_CONFIG.value} {_POLICY.value} jit={_JIT.value} shared={_SHARED.value} batch "
@@ -95,6 +100,31 @@ def main(argv):
         "op_seconds": total,
         "categories": {k: v / _STEPS.value for k, v in by_category.most_common()},
         "op_types": {k: v / _STEPS.value for k, v in by_type.most_common(30)}})
+
+
+def _report_gpu(cfg, wall, kernels):
+  """GPU kernel time per category (the GPU runs one kernel at a time per stream here)."""
+  by_category = collections.Counter()
+  for (kernel, origin), seconds in kernels.items():
+    by_category[op_profile.kernel_category(kernel, origin)] += seconds
+  total = sum(by_category.values())
+  print(f"{_CONFIG.value} {_POLICY.value} jit={_JIT.value} shared={_SHARED.value} batch "
+        f"{cfg.train.batch_size}: {_STEPS.value} steps in {wall:.3f} s wall, GPU kernel time "
+        f"{total:.3f} s ({total / wall:.0%} of the wall time busy)")
+  print("| category | ms per step | share of kernel time |\n|---|---|---|")
+  for name, seconds in by_category.most_common():
+    print(f"| {name} | {seconds / _STEPS.value * 1e3:.2f} | {seconds / total:.1%} |")
+  for (kernel, origin), seconds in kernels.most_common(12):
+    print(f"  {seconds / total:6.1%}  {kernel[:90]}  [{origin[:50]}]")
+  if _JSON.value:
+    atomic.write_json(_JSON.value, {
+        "machine": common.machine(), "config": _CONFIG.value, "policy": _POLICY.value,
+        "jit": _JIT.value, "shared_generator_forward": _SHARED.value,
+        "batch": cfg.train.batch_size, "steps": _STEPS.value, "wall_seconds": wall,
+        "gpu_kernel_seconds": total,
+        "categories_ms_per_step": {k: v / _STEPS.value * 1e3 for k, v in by_category.most_common()},
+        "kernels": [{"kernel": k, "origin": o, "ms_per_step": v / _STEPS.value * 1e3}
+                    for (k, o), v in kernels.most_common()]})  # all: re-categorisable later
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ _BATCH = flags.DEFINE_integer("batch", 32, "RoIs per call (the train step's batc
 _COVERAGE = flags.DEFINE_float("coverage", 0.8, "Fraction of each model's FLOPs to cover.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per shape (median reported).")
 _DTYPES = flags.DEFINE_list("dtypes", None, "Default: float32,bfloat16 (+ float16 on a GPU).")
+_JIT = flags.DEFINE_bool("jit", False, "Time the shapes compiled by XLA (jit_compile).")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures here.")
 
 
@@ -36,7 +37,8 @@ def main(argv):
   del argv
   gpu = bool(tf.config.list_physical_devices("GPU"))
   dtypes = _DTYPES.value or default_dtypes()
-  report = {"device": "GPU" if gpu else "CPU", "batch": _BATCH.value, "models": {}}
+  report = {"device": "GPU" if gpu else "CPU", "batch": _BATCH.value, "jit": _JIT.value,
+            "models": {}}
   for preset in _CONFIGS.value:
     cfg = config_lib.get_preset(preset)
     with precision.policy_scope("float32"):  # the timing casts to each dtype itself
@@ -45,7 +47,7 @@ def main(argv):
     for label, model, shape in ((f"{preset} G", generator, lr), (f"{preset} D", discriminator,
                                                                    None)):
       rows, summary = model_roofline(model, shape, dtypes, _BATCH.value, _COVERAGE.value,
-                                     _REPEATS.value, label)
+                                     _REPEATS.value, label, jit=_JIT.value)
       report["models"][label] = {"shapes": rows, "roofline": summary}
   if _JSON.value:
     atomic.write_json(_JSON.value, report)

@@ -12,7 +12,7 @@ batches, runs ``--warmup`` steps and then ``--steps`` timed ones in the same ``f
 the median, min and max. FLOPs per RoI: ``flops.gan_step_flops``. MFU: achieved FLOP/s over the
 step's roofline, each part of the step (G / D, forward / backward: ``flops.gan_step_parts``) at
 its model's sustained rate in the policy's compute dtype, measured by roofline.py in this process
-(``--roofline=false`` skips it and MFU). Peak memory: the process's peak resident set per case on
+(``--roofline=false`` skips it and MFU), with XLA's kernels for the jit cases. Peak memory: the process's peak resident set per case on
 a CPU (VmHWM, reset before each case), the GPU allocator's peak on a GPU.
 """
 import gc
@@ -87,14 +87,18 @@ def main(argv):
       generator, discriminator = task_lib.Task(cfg).build_models()
     lr_shape = (cfg.crop.lr_size, cfg.crop.lr_size, 3)
     g_flops, d_flops = flops.model_flops(generator, lr_shape), flops.model_flops(discriminator)
-    rates = {}
+    rates_by_jit = {}  # the roofline each jit setting's step is held to: XLA's or TF's kernels
     if _ROOFLINE.value:
       dtypes = sorted({common.compute_dtype(p) for p in _POLICIES.value})
-      for label, model, shape in (("G", generator, lr_shape), ("D", discriminator, None)):
-        if model.count_params():
-          _, rates[label] = layer_rates.model_roofline(model, shape, dtypes, batch,
-                                                    repeats=_REPEATS.value, label=f"{name} {label}")
-      report["roofline"][name] = rates
+      for jit in map(_bool, _JIT.value):
+        rates = rates_by_jit[jit] = {}
+        for label, model, shape in (("G", generator, lr_shape), ("D", discriminator, None)):
+          if model.count_params():
+            _, rates[label] = layer_rates.model_roofline(
+                model, shape, dtypes, batch, repeats=_REPEATS.value, jit=jit,
+                label=f"{name} {label}{' jit' if jit else ''}")
+      report["roofline"][name] = {("jit" if jit else "no_jit"): rates
+                                  for jit, rates in rates_by_jit.items()}
     for policy in _POLICIES.value:
       for jit in map(_bool, _JIT.value):
         for shared in map(_bool, _SHARED.value):
@@ -117,8 +121,9 @@ def main(argv):
               ms_max=round(spread.high * 1e3, 1), rois_per_s=round(rois_per_s, 2),
               gflop_per_roi=round(step_flops / 1e9, 2), achieved_gflops=round(achieved, 1),
               peak_mib=round(peak_mib))
-          if rates:
-            ceiling = layer_rates.step_roofline(parts, rates, common.compute_dtype(policy))
+          if rates_by_jit:
+            ceiling = layer_rates.step_roofline(parts, rates_by_jit[jit],
+                                                common.compute_dtype(policy))
             row.update(roofline_gflops=round(ceiling, 1), mfu=round(achieved / ceiling, 3))
           print(row, flush=True)
           report["cases"].append(row)

@@ -65,6 +65,50 @@ def test_op_times_sums_op_events_and_skips_containers(tmp_path):
                     ("disc/Cast", "Cast"): pytest.approx(5e-7)}
 
 
+# Kernel names and their HLO ops as an H100 trace of the jit journal step shows them.
+@pytest.mark.parametrize("kernel,origin,expected", [
+    ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64",
+     "cudnn-conv-bias-activation.635", "conv forward"),
+    ("sm90_xmma_dgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64",
+     "cudnn-conv-bw-input.125", "conv backward (input)"),
+    ("sm90_xmma_wgrad_indexed_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc",
+     "cudnn-conv-bw-filter.158", "conv backward (filter)"),
+    ("input_convert_reduce_fusion_59", "input_convert_reduce_fusion.59",
+     "reductions (batch norm statistics, losses)"),
+    ("MemcpyH2D", "IteratorGetNext/_4:_Recv", "copies"),
+    ("loop_select_fusion", "loop_select_fusion", "other elementwise / fusions"),
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize64x128x64", "custom-call.3",
+     "dense (matmul)"),
+])
+def test_gpu_kernel_categories(kernel, origin, expected):
+  assert op_profile.kernel_category(kernel, origin) == expected
+
+
+def test_gpu_kernel_times_reads_the_stream_lines_of_gpu_planes(tmp_path):
+  space = xplane_pb2.XSpace()
+  host = space.planes.add(name="/host:CPU")
+  host.event_metadata[1].name = "gen/conv/convolution:Conv2D"
+  host.lines.add(name="tf_executor").events.add(metadata_id=1, duration_ps=9_000_000)
+  gpu = space.planes.add(name="/device:GPU:0")
+  gpu.event_metadata[1].name = "sm90_xmma_fprop_kernel"
+  gpu.event_metadata[2].name = "loop_add_fusion"
+  gpu.stat_metadata[10].name = "hlo_op"
+  gpu.stat_metadata[11].name = "cudnn-conv-bias-activation.7"
+  stream = gpu.lines.add(name="Stream #13(Compute)")
+  for metadata_id, picoseconds in ((1, 2_000_000), (1, 3_000_000), (2, 1_000_000)):
+    event = stream.events.add(metadata_id=metadata_id, duration_ps=picoseconds)
+    if metadata_id == 1:
+      event.stats.add(metadata_id=10, ref_value=11)
+  # The per-op line repeats the stream's kernels: not counted twice.
+  gpu.lines.add(name="XLA Ops").events.add(metadata_id=1, duration_ps=5_000_000)
+  run = tmp_path / "plugins" / "profile" / "2026_11_24"
+  run.mkdir(parents=True)
+  (run / "gpu.xplane.pb").write_bytes(space.SerializeToString())
+  totals = op_profile.gpu_kernel_times(str(tmp_path))
+  assert totals == {("sm90_xmma_fprop_kernel", "cudnn-conv-bias-activation.7"):
+                    pytest.approx(5e-6), ("loop_add_fusion", ""): pytest.approx(1e-6)}
+
+
 def test_op_times_names_the_directory_without_a_trace(tmp_path):
   with pytest.raises(FileNotFoundError, match=str(tmp_path)):
     op_profile.op_times(str(tmp_path))
