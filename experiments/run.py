@@ -225,9 +225,15 @@ def train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None)
 
 
 def run_dir(table, name, seed):
-  table = table_rows.RUNS_OF.get(table, table)
-  return os.path.join(FLAGS.runs_dir, f"table{table}_{FLAGS.scale}",
-                      slug(name) if seed == 0 else f"{slug(name)}_seed{seed}")
+  """A WIDER row's run is its table's; a COCO row's is its flagfile's on the proposer, whichever
+  MTGAN table lists it (MTGAN (ResNet-50) is a row of five tables: trained once per seed)."""
+  if table in table_rows.COCO_TABLES:
+    flagfile = next(row.flagfile for row in table_rows_of(table) if row.name == name)
+    group = f"mtgan_coco_{FLAGS.scale}_{slug(FLAGS.proposer)}"
+    key = os.path.splitext(os.path.basename(flagfile))[0] if flagfile else slug(name)
+  else:
+    group, key = f"table{table}_{FLAGS.scale}", slug(name)
+  return os.path.join(FLAGS.runs_dir, group, key if seed == 0 else f"{key}_seed{seed}")
 
 
 def run_table_row(row, seed, inputs: Inputs, baseline_flagfile=None):

@@ -116,7 +116,7 @@ def test_coco_table_baseline_row_is_the_proposers_pycocotools_ap(tmp_path):
   assert "| row | AP | AP50 | AP75 | APs | APm | APl |" in table[5]
   row = next(line for line in table if line.startswith("| Baseline"))
   # The proposer's detections, scored here with pycocotools directly.
-  baseline = tmp_path / "runs" / "tablemtgan4_demo" / "sbu" / "baseline"
+  baseline = tmp_path / "runs" / "mtgan_coco_demo_windows" / "sbu" / "baseline"
   detections = [d for p in sorted(baseline.rglob("*.json")) if p.name != "coco_results.json"
                 for d in json.loads(p.read_text())]
   gt = COCO(str(data / "annotations" / "instances_val2017.json"))
