@@ -158,6 +158,11 @@ def test_categories_are_non_contiguous_and_boxes_fit(dataset):
   # Train and val draw from disjoint face, non-face and coin instances.
   for key in ("lfw_face_ids", "lfw_nonface_ids", "coin_ids"):
     assert not set(summary[key]["train"]) & set(summary[key]["val"])
+  # The adapter names labels 0..K: background, then the categories in ascending id.
+  from tinyfaces_tf.data import adapters  # pylint: disable=g-import-not-at-top
+  by_id = sorted(_load(root, "val")["categories"], key=lambda c: c["id"])
+  assert adapters.CocoAdapter(str(root)).class_names() == (
+      ["background"] + [c["name"] for c in by_id])
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):

@@ -78,6 +78,16 @@ def test_select_rows_balances_faces_and_backgrounds():
   assert viz.select_rows(["bg", "face", "bg"], 2) == [1, 0]
 
 
+def test_select_rows_takes_every_class_in_turn_and_groups_them():
+  labels = ["cat", "background", "face", "face", "coin", "bg", "cat", "coin"]
+  # 4 rows: two objects (cat 0, then face 2: classes in turn), two backgrounds (1, 5).
+  assert viz.select_rows(labels, 4) == [0, 2, 1, 5]
+  # 8 rows, 2 backgrounds: six objects, two per class, shown grouped by class.
+  assert viz.select_rows(labels, 8) == [0, 6, 2, 3, 4, 7, 1, 5]
+  # 6 rows, only 2 backgrounds: four objects (cat, face, coin, then cat again), grouped.
+  assert viz.select_rows(labels, 6) == [0, 6, 2, 4, 1, 5]
+
+
 def test_draw_detections_colors_at_box_edges(tmp_path):
   rng = np.random.default_rng(0)
   # Mid-grey noise: neither pure red nor pure green occurs in the image itself.

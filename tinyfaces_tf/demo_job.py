@@ -1,6 +1,7 @@
 """The main job behind `make demo` and `make demo-coco`: demo data -> baseline proposals -> RoIs
 (TFDS) -> GAN training -> SavedModel -> detection on val -> official evaluation -> figures and
-metrics.json.
+metrics.json; the WIDER demo also scores its detections on the val split as FDDB folds (the
+journal's Fig. 9).
 
 One job for both dataset families; what differs is a ``DemoKind``: the WIDER demo
 (``data/demo.py``, MTCNN proposals stored as result files, eval_tools AP) or the COCO-format demo
@@ -11,6 +12,7 @@ interruption continues instead of starting over.
 """
 import dataclasses
 import os
+import re
 import time
 
 import numpy as np
@@ -103,6 +105,11 @@ class DemoPaths:
   def results(self, name):
     return os.path.join(self.run_dir, "results", name)
 
+  @property
+  def fddb_dir(self):
+    """The val split as an FDDB layout (hard links to its images, ellipse lists)."""
+    return os.path.join(self.run_dir, "fddb")
+
 
 def _stage(number, text):
   print(f"[{number}/{STAGES}] {text}", flush=True)
@@ -139,24 +146,33 @@ def ensure_proposals(task, paths, proposer, split):
 
 
 def sr_grid(generator, task, tfds_dir, out_path, rows=8):
-  """LR | bicubic | SR | HR for validation face and background RoIs (papers' Fig. 3/5)."""
+  """LR | bicubic | SR | HR for validation RoIs of every class and backgrounds (papers' Fig. 3/5;
+  MTGAN Fig. 5 per class), each row named by its class."""
+  import math  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf import imaging  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf import viz  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  names = task.adapter.class_names()
+  classes = len(names) - 1
+  per_class = math.ceil(rows / 2 / classes)  # half the rows objects, every class in turn
+  quota = {label: per_class for label in range(1, classes + 1)}
+  quota[0] = max(1, rows - classes * per_class)
   ds = pipeline.load_split(tfds_dir, "validation", task.rois_config_name, decode=True,
                            dataset_name=task.adapter.rois_dataset)
-  faces, backgrounds = [], []
-  for ex in ds.take(400):
-    bucket = faces if int(ex["label"]) >= 1 else backgrounds
-    if len(bucket) < rows // 2:
-      bucket.append(ex)
-  picked = faces + backgrounds
+  picked = []
+  for ex in ds.take(2000):
+    label = int(ex["label"])
+    if quota.get(label, 0) > 0:
+      quota[label] -= 1
+      picked.append(ex)
+    if not any(quota.values()):
+      break
   to_model = lambda key: imaging.to_model_range(np.stack([e[key].numpy() for e in picked])).numpy()
   lr, hr = to_model("lr"), to_model("hr")
   bicubic = tf.image.resize(lr, hr.shape[1:3], method="bicubic").numpy()
   sr = generator(lr, training=False)["sr"].numpy()
-  labels = [int(e["label"]) for e in picked]
+  labels = [names[int(e["label"])] for e in picked]
   return viz.plot_sr_grid(lr, bicubic, sr, hr, labels, out_path, max_rows=rows)
 
 
@@ -197,6 +213,36 @@ def coco_figures_and_accuracy(task, detector, proposer, paths):
       detector.model.score_rois, detector.config.crop, adapter.image_root(split), records,
       proposer)
   return {"d_accuracy": accuracy}
+
+
+def fddb_evaluation(task, runs, paths):
+  """The journal's Fig. 9 at demo scale: the val split as an FDDB layout (ellipses around its face
+  boxes, ``fddb.write_fddb_layout_from_wider``), the detections of ``runs`` ({label: WIDER result
+  folder}) written per FDDB image and scored by FDDB's discrete and continuous ROC. Returns
+  {label: {"discrete_tpr_at_500_fp": ..., "continuous_tpr_at_500_fp": ...}}."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf import boxes as box_ops  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.data import adapters  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.data import fddb  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.data import result_files  # pylint: disable=g-import-not-at-top
+  info = fddb.write_fddb_layout_from_wider(paths.data_dir, paths.fddb_dir,
+                                           split=task.adapter.eval_split)
+  adapter = adapters.FddbAdapter(paths.fddb_dir)
+  fddb_runs = {}
+  for label, results_dir in runs.items():
+    by_wider_name = result_files.read_result_dir(results_dir)
+    slug = "_".join(re.findall(r"[a-z0-9]+", label.lower()))  # "GAN (ours)" -> gan_ours
+    out = fddb_runs[label] = paths.results(f"fddb_{slug}")
+    for name, wider_name in info["names"].items():
+      boxes_xywh, scores = by_wider_name.get(os.path.splitext(wider_name)[0],
+                                             (np.zeros((0, 4)), np.zeros(0)))
+      fddb.write_image_detections(out, name, box_ops.xywh_to_xyxy(boxes_xywh), scores)
+  eval_dir = os.path.join(paths.eval_dir, "fddb")
+  os.makedirs(eval_dir, exist_ok=True)
+  metrics = adapter.evaluate(fddb_runs, eval_dir)
+  shutil.copyfile(os.path.join(eval_dir, adapter.ROC_FIGURE),
+                  os.path.join(paths.figures, adapter.ROC_FIGURE))
+  return metrics
 
 
 def run_demo(paths=DemoPaths(), train_images=None, val_images=None, seed=0, steps=None,
@@ -264,6 +310,8 @@ def run_demo(paths=DemoPaths(), train_images=None, val_images=None, seed=0, step
     from tinyfaces_tf.evaluation import report  # pylint: disable=g-import-not-at-top
     os.replace(os.path.join(paths.eval_dir, report.PR_FIGURE),
                os.path.join(paths.figures, report.PR_FIGURE))
+    extra = {"fddb_tpr": fddb_evaluation(
+        task, {kind.baseline_label: baseline_dir, OURS_LABEL: paths.results("gan")}, paths)}
   else:
     extra = coco_figures_and_accuracy(task, detector, val_proposals, paths)
   sr_grid(gan.generator, task, paths.tfds_dir, os.path.join(paths.figures, "sr_grid.png"))
@@ -298,6 +346,13 @@ def format_summary(metrics, paths):
   rows = ["", title, f"{'':{width}s}" + "".join(f"{header(c):>8s}" for c in columns)]
   for label, key in ((baseline, "baseline_ap"), ("GAN re-scored (ours)", "gan_ap")):
     rows.append(f"{label:{width}s}" + "".join(f"{metrics[key][c]:8.3f}" for c in columns))
+  if "fddb_tpr" in metrics:
+    tpr = metrics["fddb_tpr"]
+    rows.append("FDDB ROC of the same detections on the val split as FDDB folds (journal Fig. 9), "
+                "true-positive rate at 500 false positives, discrete / continuous:")
+    for label, key in ((baseline, baseline), ("GAN re-scored (ours)", OURS_LABEL)):
+      rows.append(f"{label:{width}s}  {tpr[key]['discrete_tpr_at_500_fp']:.3f} / "
+                  f"{tpr[key]['continuous_tpr_at_500_fp']:.3f}")
   if "d_accuracy" in metrics:
     acc = metrics["d_accuracy"]
     rows.append(f"D accuracy on the proposer's val RoIs (MTGAN Table 9): positives "

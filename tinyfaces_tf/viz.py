@@ -81,10 +81,14 @@ def plot_pr_curves(curves, out_path, settings=None, title=None):
   return _save(fig, out_path, dpi=100)
 
 
-def _is_face(label):
+_BACKGROUND_NAMES = ("bg", "background")
+
+
+def _is_object(label):
+  """A face or any other class: not background (0 / False / "bg" / "background")."""
   if isinstance(label, (str, bytes)):
     label = label.decode() if isinstance(label, bytes) else label
-    return label.lower() == "face"
+    return label.lower() not in _BACKGROUND_NAMES
   return bool(label)
 
 
@@ -95,13 +99,25 @@ def _row_text(label):
 
 
 def select_rows(labels, max_rows):
-  """Row indices for the SR grid: up to half faces, the rest backgrounds (either group fills in
-  when the other runs short), each group in input order."""
-  faces = [i for i, label in enumerate(labels) if _is_face(label)]
-  backgrounds = [i for i, label in enumerate(labels) if not _is_face(label)]
-  n_faces = min(len(faces), max(max_rows - len(backgrounds), (max_rows + 1) // 2))
-  n_backgrounds = min(len(backgrounds), max_rows - n_faces)
-  return faces[:n_faces] + backgrounds[:n_backgrounds]
+  """Row indices for the SR grid: up to half objects, the rest backgrounds (either group fills in
+  when the other runs short). Objects are taken from each class in turn and shown grouped by
+  class (classes in order of first appearance), backgrounds in input order."""
+  objects = [i for i, label in enumerate(labels) if _is_object(label)]
+  backgrounds = [i for i, label in enumerate(labels) if not _is_object(label)]
+  n_objects = min(len(objects), max(max_rows - len(backgrounds), (max_rows + 1) // 2))
+  n_backgrounds = min(len(backgrounds), max_rows - n_objects)
+  by_class = {}
+  for i in objects:
+    by_class.setdefault(_row_text(labels[i]), []).append(i)
+  queues = list(by_class.values())
+  picked = []
+  while len(picked) < n_objects:
+    for queue in queues:
+      if queue and len(picked) < n_objects:
+        picked.append(queue.pop(0))
+  order = {name: k for k, name in enumerate(by_class)}
+  picked.sort(key=lambda i: (order[_row_text(labels[i])], i))
+  return picked + backgrounds[:n_backgrounds]
 
 
 def _nearest_upsample(images, height, width):
@@ -118,9 +134,11 @@ def plot_sr_grid(lr, bicubic, sr, hr, labels, out_path, max_rows=8):
     lr: [N, h, w, 3] low-resolution RoIs in model range [-1, 1].
     bicubic, sr, hr: [N, H, W, 3] in [-1, 1]: bicubic up-sampling, generator output, real HR.
       ``bicubic`` may be None to leave that column out.
-    labels: N row labels, 1/True = face, 0/False = background, or strings ("face", "bg", ...).
+    labels: N row labels, 1/True = face, 0/False = background, or class names ("face", "coin",
+      "bg" / "background", ...).
     out_path: PNG to write.
-    max_rows: at most this many rows, half faces and half backgrounds where possible.
+    max_rows: at most this many rows, half objects (every class in turn) and half backgrounds
+      where possible.
   Returns:
     out_path.
   """

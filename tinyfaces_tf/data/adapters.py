@@ -10,6 +10,8 @@ from typing import Dict, List, Optional
 
 DATASET_FAMILIES = ("wider_face", "coco", "fddb")
 
+BACKGROUND_NAME = "background"  # label 0 of every family
+
 
 class DatasetAdapter(abc.ABC):
   """One dataset family rooted at ``root`` (its distributed layout)."""
@@ -35,6 +37,10 @@ class DatasetAdapter(abc.ABC):
     if self.root is None:
       raise ValueError(f"the {self.family} adapter needs the dataset's root directory")
     return self.root
+
+  def class_names(self) -> List[str]:
+    """Name of each label 0..K (0 = background): faces, unless the family has categories."""
+    return [BACKGROUND_NAME, "face"]
 
   @abc.abstractmethod
   def image_names(self, split: str) -> List[str]:
@@ -156,6 +162,9 @@ class CocoAdapter(DatasetAdapter):
   def category_ids(self):
     """COCO category id of each label 1..K (the evaluation split's categories)."""
     return self.dataset().category_ids(self.eval_split)
+
+  def class_names(self):
+    return [BACKGROUND_NAME] + [c["name"] for c in self.dataset().categories(self.eval_split)]
 
   def write_detections(self, results_dir, image_name, boxes_xyxy, scores, labels=None):
     import numpy as np  # pylint: disable=g-import-not-at-top
