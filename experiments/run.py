@@ -6,7 +6,8 @@
   python experiments/run.py --table=mtgan5 --scale=demo  # MTGAN's COCO tables (after
                                                          # `make demo-coco`)
   python experiments/run.py --table=mtgan2 --scale=paper --coco_dir=COCO --data_dir=TFDS_DIR \
-      --proposer=coco_results:faster_rcnn_minival2014.json
+      --proposer=coco_results:faster_rcnn_minival2014.json \
+      --baseline_proposers=mask_rcnn_r101_fpn_baseline=coco_results:mask_rcnn_minival2014.json
 
 Each row = `tinyfaces-train --flagfile=<row>.cfg` (+ experiments/demo_scale.cfg at demo scale,
 which also makes training deterministic) -> export -> detect the val split on the baseline's
@@ -62,6 +63,10 @@ flags.DEFINE_string("coco_dir", "data/demo_coco", "COCO-layout root of the mtgan
 flags.DEFINE_string("proposer", "selective_search:single",
                     "mtgan* tables: the baseline proposer "
                     "(a proposer spec, e.g. coco_results:FILE of the evaluation split).")
+flags.DEFINE_list("baseline_proposers", [], "mtgan* tables: ROW=SPEC pairs giving a baseline "
+                  "row its own proposer (ROW: the row's slug, e.g. Table 2's "
+                  "mask_rcnn_r101_fpn_baseline=coco_results:FILE); the rows compared with that "
+                  "baseline use it too, every other row --proposer.")
 flags.DEFINE_string("runs_dir", "runs/experiments", "Where each row's run directory goes.")
 flags.DEFINE_string("results_dir", os.path.join(HERE, "results"), "Where table<N>_<scale>.md, "
                     ".json and the figures go.")
@@ -224,12 +229,48 @@ def train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None)
   return evaluate_runs(inputs, runs, eval_dir, config)
 
 
+def baseline_proposers():
+  """{baseline row slug: proposer spec} from --baseline_proposers."""
+  known = {slug(row.name) for row in table_rows_of(FLAGS.table) if row.flagfile is None}
+  pairs = {}
+  for item in FLAGS.baseline_proposers:
+    name, sep, spec = item.partition("=")
+    if not sep or not spec or slug(name) not in known:
+      raise app.UsageError(f"--baseline_proposers: {item!r} is not ROW=SPEC with ROW a baseline "
+                           f"row of table {FLAGS.table} ({sorted(known) or 'none'})")
+    pairs[slug(name)] = spec
+  return pairs
+
+
+def proposer_of(row):
+  """A COCO row's proposer: its own (a baseline row in --baseline_proposers), its reference
+  baseline's, or --proposer."""
+  pairs = baseline_proposers()
+  for name in (row.name, row.reference):
+    if name and slug(name) in pairs:
+      return pairs[slug(name)]
+  return FLAGS.proposer
+
+
+def inputs_of(row, inputs: Inputs) -> Inputs:
+  """``inputs`` with the row's proposer; at demo scale another proposer's RoIs get their own
+  TFDS folder beside the default one (training RoIs are cut with the proposer)."""
+  proposer = proposer_of(row)
+  if not inputs.coco or proposer == inputs.proposer:
+    return inputs
+  data_dir = inputs.data_dir
+  if FLAGS.scale == "demo":
+    data_dir = f"{data_dir.rstrip(os.sep)}_{slug(proposer)}"
+  return dataclasses.replace(inputs, proposer=proposer, data_dir=data_dir)
+
+
 def run_dir(table, name, seed):
-  """A WIDER row's run is its table's; a COCO row's is its flagfile's on the proposer, whichever
+  """A WIDER row's run is its table's; a COCO row's is its flagfile's on its proposer, whichever
   MTGAN table lists it (MTGAN (ResNet-50) is a row of five tables: trained once per seed)."""
   if table in table_rows.COCO_TABLES:
-    flagfile = next(row.flagfile for row in table_rows_of(table) if row.name == name)
-    group = f"mtgan_coco_{FLAGS.scale}_{slug(FLAGS.proposer)}"
+    row = next(row for row in table_rows_of(table) if row.name == name)
+    flagfile = row.flagfile
+    group = f"mtgan_coco_{FLAGS.scale}_{slug(proposer_of(row))}"
     key = os.path.splitext(os.path.basename(flagfile))[0] if flagfile else slug(name)
   else:
     group, key = f"table{table}_{FLAGS.scale}", slug(name)
@@ -240,6 +281,7 @@ def run_table_row(row, seed, inputs: Inputs, baseline_flagfile=None):
   """Metrics dict of one row and seed of a paper table. COCO baseline rows are the proposer's
   own detections, written by the run of ``baseline_flagfile`` (the table's first trained row)."""
   out = run_dir(FLAGS.table, row.name, seed)
+  inputs = inputs_of(row, inputs)
   if row.flagfile is None and inputs.coco:
     name = next(r.name for r in table_rows_of(FLAGS.table) if r.flagfile == baseline_flagfile)
     trained = train_and_evaluate(baseline_flagfile, seed, run_dir(FLAGS.table, name, seed),
@@ -318,8 +360,10 @@ def write_table(rows, aps_by_name, seeds, path):
             f"of table {table_rows.RUNS_OF[FLAGS.table]}; paper numbers are COCO minival")
   elif is_coco_table():
     what = (f"COCO-layout {FLAGS.scale == 'demo' and 'demo ' or ''}val AP (pycocotools) on "
-            f"`{FLAGS.coco_dir}` with proposer `{FLAGS.proposer}`; paper numbers are COCO "
-            "minival")
+            f"`{FLAGS.coco_dir}` with proposer `{FLAGS.proposer}`"
+            + "".join(f", `{spec}` for {name} and the rows compared with it"
+                      for name, spec in baseline_proposers().items())
+            + "; paper numbers are COCO minival")
   else:
     what = (f"WIDER-layout val AP (official protocol) on `{FLAGS.wider_dir}`; paper numbers are "
             "WIDER FACE val")
@@ -504,6 +548,7 @@ def run_coco_table(seeds):
   unknown = [row for row in FLAGS.rows or [] if slug(row) not in known]
   if unknown:
     raise app.UsageError(f"--rows: {unknown} not in table {FLAGS.table}; rows: {sorted(known)}")
+  baseline_proposers()  # a bad --baseline_proposers fails before anything runs
   run_paper_table(seeds, Inputs(FLAGS.coco_dir, data_dir, "", FLAGS.proposer))
 
 

@@ -127,3 +127,46 @@ def test_coco_table_baseline_row_is_the_proposers_pycocotools_ap(tmp_path):
   cells = [c.strip() for c in row.split("|")[2:8]]
   expected = ["-" if v < 0 else f"{v:.3f}" for v in evaluator.stats[:6]]
   assert cells == expected, (cells, expected)
+
+
+def test_table2_baselines_each_have_their_proposer_and_their_rows_follow():
+  """--baseline_proposers gives Table 2's second baseline its own detector: that row, the row
+  compared with it (MTGAN ResNet-101) and their run folders use it; the others --proposer.
+  In a subprocess: run.py defines its flags on absl's global FLAGS."""
+  script = f"""
+import os, sys
+sys.path.insert(0, os.path.join({REPO!r}, "experiments"))
+sys.argv = ["run.py"]
+import run
+from absl import flags
+flags.FLAGS(["run.py", "--table=mtgan2", "--proposer=windows",
+             "--baseline_proposers=Mask R-CNN R101-FPN (baseline)=coco_results:m.json",
+             "--runs_dir=R"])
+rows = {{r.name: r for r in run.table_rows_of("mtgan2")}}
+inputs = run.Inputs("coco", "tfds", "", "windows")
+for name in rows:
+  got = run.inputs_of(rows[name], inputs)
+  print(name, got.proposer, got.data_dir)
+print(run.run_dir("mtgan2", "MTGAN (ResNet-101)", 1))
+print(run.run_dir("mtgan2", "MTGAN (ResNet-50)", 0))
+flags.FLAGS.unparse_flags()
+flags.FLAGS(["run.py", "--table=mtgan2", "--baseline_proposers=MTGAN (ResNet-50)=windows"])
+try:
+  run.baseline_proposers()
+except Exception as e:
+  print("refused:", e)
+"""
+  done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                        timeout=120, cwd=REPO)
+  assert done.returncode == 0, done.stderr[-3000:]
+  lines = done.stdout.splitlines()
+  assert lines[:4] == [
+      "Faster R-CNN R50-C4 (baseline) windows tfds",
+      "MTGAN (ResNet-50) windows tfds",
+      # Demo scale: another proposer's training RoIs go to their own TFDS folder.
+      "Mask R-CNN R101-FPN (baseline) coco_results:m.json tfds_coco_results_m_json",
+      "MTGAN (ResNet-101) coco_results:m.json tfds_coco_results_m_json"]
+  assert lines[4] == os.path.join("R", "mtgan_coco_demo_coco_results_m_json", "mtgan_r101_seed1")
+  assert lines[5] == os.path.join("R", "mtgan_coco_demo_windows", "mtgan_r50")
+  assert lines[6].startswith("refused: --baseline_proposers: 'MTGAN (ResNet-50)=windows' is not "
+                             "ROW=SPEC with ROW a baseline row of table mtgan2")
