@@ -202,20 +202,29 @@ def train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None)
   if os.path.exists(metrics_file(inputs, eval_dir)):
     return read_metrics(inputs, eval_dir)
   config = row_config(flagfile)
-  if FLAGS.scale == "demo" or FLAGS.table == SENSITIVITY:
-    from tinyfaces_tf import task as task_lib
-    task_lib.Task(config, inputs.wider_dir).build_rois(
-        inputs.data_dir, proposer=inputs.proposer if inputs.coco else None)
-  train_args = [f"--flagfile={path}" for path in row_flagfiles(flagfile)]
-  if FLAGS.steps:
-    train_args.append(f"--config.train.steps={FLAGS.steps}")
-  train_args.append(f"--config.train.seed={seed}")
-  _python("tinyfaces_tf.cli.train", *train_args, f"--data_dir={inputs.data_dir}",
-          f"--out_dir={out}", "--export")
+  model = os.path.join(out, "export")
+  detect_args = []
+  if flagfile in table_rows.TRAINED_BY:  # the same training as another row: detect only
+    trained_by = table_rows.TRAINED_BY[flagfile]
+    trained_out = coco_run_dir(trained_by, inputs.proposer, seed)
+    train_and_evaluate(trained_by, seed, trained_out, inputs)
+    model = os.path.join(trained_out, "export")
+    detect_args.append(f"--score_fusion={config.detect.score_fusion}")
+  else:
+    if FLAGS.scale == "demo" or FLAGS.table == SENSITIVITY:
+      from tinyfaces_tf import task as task_lib
+      task_lib.Task(config, inputs.wider_dir).build_rois(
+          inputs.data_dir, proposer=inputs.proposer if inputs.coco else None)
+    train_args = [f"--flagfile={path}" for path in row_flagfiles(flagfile)]
+    if FLAGS.steps:
+      train_args.append(f"--config.train.steps={FLAGS.steps}")
+    train_args.append(f"--config.train.seed={seed}")
+    _python("tinyfaces_tf.cli.train", *train_args, f"--data_dir={inputs.data_dir}",
+            f"--out_dir={out}", "--export")
   results = os.path.join(out, "results")
   if inputs.coco:  # the proposer runs here; its own detections are written beside ours
     baseline_dir = os.path.join(out, "baseline")
-    _python("tinyfaces_tf.cli.detect", f"--model={os.path.join(out, 'export')}",
+    _python("tinyfaces_tf.cli.detect", f"--model={model}", *detect_args,
             f"--root={inputs.wider_dir}", f"--proposer={inputs.proposer}",
             f"--results_dir={results}", f"--baseline_dir={baseline_dir}")
   else:
@@ -269,12 +278,18 @@ def run_dir(table, name, seed):
   MTGAN table lists it (MTGAN (ResNet-50) is a row of five tables: trained once per seed)."""
   if table in table_rows.COCO_TABLES:
     row = next(row for row in table_rows_of(table) if row.name == name)
-    flagfile = row.flagfile
-    group = f"mtgan_coco_{FLAGS.scale}_{slug(proposer_of(row))}"
-    key = os.path.splitext(os.path.basename(flagfile))[0] if flagfile else slug(name)
+    if row.flagfile:
+      return coco_run_dir(row.flagfile, proposer_of(row), seed)
+    group, key = f"mtgan_coco_{FLAGS.scale}_{slug(proposer_of(row))}", slug(name)
   else:
     group, key = f"table{table}_{FLAGS.scale}", slug(name)
   return os.path.join(FLAGS.runs_dir, group, key if seed == 0 else f"{key}_seed{seed}")
+
+
+def coco_run_dir(flagfile, proposer, seed):
+  key = os.path.splitext(os.path.basename(flagfile))[0]
+  return os.path.join(FLAGS.runs_dir, f"mtgan_coco_{FLAGS.scale}_{slug(proposer)}",
+                      key if seed == 0 else f"{key}_seed{seed}")
 
 
 def run_table_row(row, seed, inputs: Inputs, baseline_flagfile=None):

@@ -104,6 +104,10 @@ COCO_TABLES = {
                Row("Ensemble", "mtgan_coco/ensemble.cfg",
                    (0.381, 0.585, 0.409, 0.208, 0.420, 0.519), _MTGAN)],
 }
+# Rows that differ from another row only at detection time: they detect with that row's trained
+# model (same seed) and their own detect settings instead of training again. Table 6's ensemble
+# is MTGAN's model with its class probability times the baseline's score.
+TRAINED_BY = {"mtgan_coco/ensemble.cfg": "mtgan_coco/mtgan_r50.cfg"}
 # MTGAN Table 9: the D's classification accuracy on the proposer's positive (IoU > 0.5) /
 # negative (IoU < 0.35) / all RoIs, of Table 4's SBU and MTGAN runs (the same run directories).
 ACCURACY_METRICS = ("positive_accuracy", "negative_accuracy", "accuracy")

@@ -96,9 +96,11 @@ def test_verdicts_follow_the_papers_direction():
     assert all(row.reference in names for row in table if row.reference)
 
 
-def test_coco_table_baseline_row_is_the_proposers_pycocotools_ap(tmp_path):
-  """--table=mtgan4 on a small COCO-format demo: the baseline row (the proposer's own
-  detections, written while the SBU row detects) equals pycocotools' AP of those detections."""
+def test_coco_table_baseline_and_ensemble_rows(tmp_path):
+  """--table=mtgan6 on a small COCO-format demo: the baseline row (the proposer's own
+  detections, written while the MTGAN row detects) equals pycocotools' AP of those detections;
+  the ensemble row (MTGAN's trained model with product score fusion) trains nothing, and with
+  the windows proposer (every score 1.0) the product equals MTGAN's own scores: same AP."""
   from pycocotools.coco import COCO  # pylint: disable=g-import-not-at-top
   from pycocotools.cocoeval import COCOeval  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf.data import demo_coco  # pylint: disable=g-import-not-at-top
@@ -106,17 +108,19 @@ def test_coco_table_baseline_row_is_the_proposers_pycocotools_ap(tmp_path):
   demo_coco.make_coco_demo(data, train_images=4, val_images=3, seed=2)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
   done = subprocess.run(
-      [sys.executable, os.path.join(REPO, "experiments", "run.py"), "--table=mtgan4",
-       "--rows=baseline_proposer", "--seeds=0", "--steps=1", "--proposer=windows",
-       f"--coco_dir={data}", f"--data_dir={tmp_path / 'tfds'}",
+      [sys.executable, os.path.join(REPO, "experiments", "run.py"), "--table=mtgan6",
+       "--rows=baseline_proposer,mtgan_resnet_50,ensemble", "--seeds=0", "--steps=1",
+       "--proposer=windows", f"--coco_dir={data}", f"--data_dir={tmp_path / 'tfds'}",
        f"--runs_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}"],
       env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
   assert done.returncode == 0, done.stderr[-3000:]
-  table = (tmp_path / "results" / "tablemtgan4_demo.md").read_text().splitlines()
+  table = (tmp_path / "results" / "tablemtgan6_demo.md").read_text().splitlines()
   assert "| row | AP | AP50 | AP75 | APs | APm | APl |" in table[5]
-  row = next(line for line in table if line.startswith("| Baseline"))
+  cells = lambda name: [c.strip() for c in next(
+      line for line in table if line.startswith(f"| {name} |")).split("|")[2:8]]
   # The proposer's detections, scored here with pycocotools directly.
-  baseline = tmp_path / "runs" / "mtgan_coco_demo_windows" / "sbu" / "baseline"
+  runs = tmp_path / "runs" / "mtgan_coco_demo_windows"
+  baseline = runs / "mtgan_r50" / "baseline"
   detections = [d for p in sorted(baseline.rglob("*.json")) if p.name != "coco_results.json"
                 for d in json.loads(p.read_text())]
   gt = COCO(str(data / "annotations" / "instances_val2017.json"))
@@ -124,10 +128,12 @@ def test_coco_table_baseline_row_is_the_proposers_pycocotools_ap(tmp_path):
   evaluator.evaluate()
   evaluator.accumulate()
   evaluator.summarize()
-  cells = [c.strip() for c in row.split("|")[2:8]]
   expected = ["-" if v < 0 else f"{v:.3f}" for v in evaluator.stats[:6]]
-  assert cells == expected, (cells, expected)
-
+  assert cells("Baseline (proposer)") == expected, (cells("Baseline (proposer)"), expected)
+  assert (runs / "mtgan_r50" / "export").is_dir()
+  assert not (runs / "ensemble" / "export").exists()
+  assert any((runs / "ensemble" / "results").rglob("*.json"))
+  assert cells("Ensemble") == cells("MTGAN (ResNet-50)")
 
 def test_table2_baselines_each_have_their_proposer_and_their_rows_follow():
   """--baseline_proposers gives Table 2's second baseline its own detector: that row, the row

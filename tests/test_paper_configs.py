@@ -1,5 +1,6 @@
 """Every paper configuration builds at full size, trains a step and exports; every experiment
 flagfile parses into the configuration its table row describes."""
+import dataclasses
 import glob
 import os
 
@@ -96,6 +97,12 @@ def test_mtgan_coco_rows_switch_what_the_paper_says():
   assert row("w_o_cls_loss.cfg").loss.g_cls is False
   assert row("w_o_reg_loss.cfg").loss.g_reg is False
   assert row("ensemble.cfg").detect.score_fusion == "product"
+  # A detection-only row trains exactly what its trainer row trains: only detect.* differs.
+  for name, trained_by in table_rows.TRAINED_BY.items():
+    detect_only = parse(os.path.join(EXPERIMENTS, name))
+    trainer = parse(os.path.join(EXPERIMENTS, trained_by))
+    assert detect_only.detect != trainer.detect
+    assert dataclasses.replace(detect_only, detect=trainer.detect) == trainer
   # Every row's flagfile exists; at demo scale it becomes the COCO-format demo's 4 classes.
   for table, rows in table_rows.COCO_TABLES.items():
     metrics = (table_rows.ACCURACY_METRICS if table in table_rows.RUNS_OF
