@@ -111,26 +111,27 @@ def gpu_kernel_times(logdir: str) -> dict:
   return totals
 
 
+# (pattern on "<kernel> <op>" lowercased, category), first match wins: cuDNN names its conv
+# kernels fprop / dgrad / wgrad (XLA's custom calls cudnn-conv[-bw-input|-bw-filter]); "conv"
+# must not match XLA's "convert" fusions (dtype casts); cuBLAS kernels are xmma too.
+_KERNEL_CATEGORIES = (
+    (r"wgrad|bw-filter|backpropfilter|backward_filter", "conv backward (filter)"),
+    (r"dgrad|bw-input|backpropinput|backward_data", "conv backward (input)"),
+    (r"batch_?norm|bn_fw|bn_bw", "batch norm"),
+    (r"implicit_gemm|fprop|conv(?!ert)", "conv forward"),
+    (r"gemm|matmul|cublas", "dense (matmul)"),
+    (r"reduce|reduction", "reductions (batch norm statistics, losses)"),
+    (r"memcpy|memset|copy", "copies"),
+    (r"transpose", "layout transposes"),
+)
+
+
 def kernel_category(kernel: str, origin: str) -> str:
   """A GPU kernel's category by its name (cuDNN / cuBLAS / XLA emitter names) and its op."""
   text = f"{kernel} {origin}".lower()
-  if re.search(r"wgrad|bw-filter|backpropfilter|backward_filter", text):
-    return "conv backward (filter)"
-  if re.search(r"dgrad|bw-input|backpropinput|backward_data", text):
-    return "conv backward (input)"
-  if re.search(r"batch_?norm|bn_fw|bn_bw", text):
-    return "batch norm"
-  # "conv" but not XLA's "convert" fusions (dtype casts); cuBLAS kernels are xmma too.
-  if re.search(r"implicit_gemm|fprop|conv(?!ert)", text):
-    return "conv forward"
-  if re.search(r"gemm|matmul|cublas", text):
-    return "dense (matmul)"
-  if re.search(r"reduce|reduction", text):
-    return "reductions (batch norm statistics, losses)"
-  if re.search(r"memcpy|memset|copy", text):
-    return "copies"
-  if re.search(r"transpose", text):
-    return "layout transposes"
+  for pattern, name in _KERNEL_CATEGORIES:
+    if re.search(pattern, text):
+      return name
   return "other elementwise / fusions"
 
 

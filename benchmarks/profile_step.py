@@ -85,21 +85,34 @@ def main(argv):
     return
   by_category, by_type = op_profile.summarise(op_profile.op_times(_LOGDIR.value))
   total = sum(by_category.values())
-  print(f"{_CONFIG.value} {_POLICY.value} jit={_JIT.value} shared={_SHARED.value} batch "
-        f"{cfg.train.batch_size}: {_STEPS.value} steps in {wall:.2f} s wall, summed op time "
-        f"{total:.2f} s (trace in {_LOGDIR.value})")
-  print("| category | seconds per step | share of op time |\n|---|---|---|")
-  for name, seconds in by_category.most_common():
-    print(f"| {name} | {seconds / _STEPS.value:.3f} | {seconds / total:.1%} |")
+  print(f"{_case(cfg)} in {wall:.2f} s wall, summed op time {total:.2f} s (trace in "
+        f"{_LOGDIR.value})")
+  _print_categories(by_category, "seconds", 1, "op time")
   print("top op types:", ", ".join(f"{t} {s / total:.1%}" for t, s in by_type.most_common(12)))
   if _JSON.value:
     atomic.write_json(_JSON.value, {
-        "machine": common.machine(), "config": _CONFIG.value, "policy": _POLICY.value,
-        "jit": _JIT.value, "shared_generator_forward": _SHARED.value,
-        "batch": cfg.train.batch_size, "steps": _STEPS.value, "wall_seconds": wall,
-        "op_seconds": total,
+        **_run_fields(cfg, wall), "op_seconds": total,
         "categories": {k: v / _STEPS.value for k, v in by_category.most_common()},
         "op_types": {k: v / _STEPS.value for k, v in by_type.most_common(30)}})
+
+
+def _print_categories(by_category, unit, per_second, what):
+  total = sum(by_category.values())
+  print(f"| category | {unit} per step | share of {what} |\n|---|---|---|")
+  for name, seconds in by_category.most_common():
+    print(f"| {name} | {seconds / _STEPS.value * per_second:.3f} | {seconds / total:.1%} |")
+
+
+def _case(cfg):
+  return (f"{_CONFIG.value} {_POLICY.value} jit={_JIT.value} shared={_SHARED.value} batch "
+          f"{cfg.train.batch_size}: {_STEPS.value} steps")
+
+
+def _run_fields(cfg, wall):
+  """What every profile JSON says of its run."""
+  return {"machine": common.machine(), "config": _CONFIG.value, "policy": _POLICY.value,
+          "jit": _JIT.value, "shared_generator_forward": _SHARED.value,
+          "batch": cfg.train.batch_size, "steps": _STEPS.value, "wall_seconds": wall}
 
 
 def _report_gpu(cfg, wall, kernels):
@@ -108,20 +121,14 @@ def _report_gpu(cfg, wall, kernels):
   for (kernel, origin), seconds in kernels.items():
     by_category[op_profile.kernel_category(kernel, origin)] += seconds
   total = sum(by_category.values())
-  print(f"{_CONFIG.value} {_POLICY.value} jit={_JIT.value} shared={_SHARED.value} batch "
-        f"{cfg.train.batch_size}: {_STEPS.value} steps in {wall:.3f} s wall, GPU kernel time "
-        f"{total:.3f} s ({total / wall:.0%} of the wall time busy)")
-  print("| category | ms per step | share of kernel time |\n|---|---|---|")
-  for name, seconds in by_category.most_common():
-    print(f"| {name} | {seconds / _STEPS.value * 1e3:.2f} | {seconds / total:.1%} |")
+  print(f"{_case(cfg)} in {wall:.3f} s wall, GPU kernel time {total:.3f} s "
+        f"({total / wall:.0%} of the wall time busy)")
+  _print_categories(by_category, "ms", 1e3, "kernel time")
   for (kernel, origin), seconds in kernels.most_common(12):
     print(f"  {seconds / total:6.1%}  {kernel[:90]}  [{origin[:50]}]")
   if _JSON.value:
     atomic.write_json(_JSON.value, {
-        "machine": common.machine(), "config": _CONFIG.value, "policy": _POLICY.value,
-        "jit": _JIT.value, "shared_generator_forward": _SHARED.value,
-        "batch": cfg.train.batch_size, "steps": _STEPS.value, "wall_seconds": wall,
-        "gpu_kernel_seconds": total,
+        **_run_fields(cfg, wall), "gpu_kernel_seconds": total,
         "categories_ms_per_step": {k: v / _STEPS.value * 1e3 for k, v in by_category.most_common()},
         "kernels": [{"kernel": k, "origin": o, "ms_per_step": v / _STEPS.value * 1e3}
                     for (k, o), v in kernels.most_common()]})  # all: re-categorisable later
