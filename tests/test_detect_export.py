@@ -119,3 +119,17 @@ def test_config_round_trips_through_the_exports_assets(tmp_path):
   export.export_saved_model(g, d, path, config_lib.get_preset("demo"))
   assert export.load_config(path) == config_lib.get_preset("demo")
   assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_a_face_export_without_labels_reads_as_one_class():
+  # SavedModels exported before class labels existed return only boxes and scores; they are
+  # face detectors, so every detection is class 1.
+  def old_detect(image, boxes, scores):
+    del image
+    return {"boxes": boxes[::-1], "scores": scores[::-1]}
+  image = np.zeros((8, 8, 3), np.uint8)
+  boxes, scores, labels = detect.detect_call(old_detect, False, image, [[0, 0, 4, 4], [1, 1, 5, 5]],
+                                             [0.2, 0.9])
+  np.testing.assert_array_equal(boxes, [[1, 1, 5, 5], [0, 0, 4, 4]])
+  np.testing.assert_array_equal(scores, np.float32([0.9, 0.2]))
+  np.testing.assert_array_equal(labels, [1, 1])

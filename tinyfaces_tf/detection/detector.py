@@ -208,7 +208,9 @@ def detect_call(detect, multi_class, image, proposals, proposal_scores, proposal
   if multi_class:
     args.append(tf.zeros_like(proposal_scores, tf.int32) if proposal_labels is None
                 else tf.reshape(tf.convert_to_tensor(proposal_labels, tf.int32), [-1]))
-  out = detect(*args)
+  out = dict(detect(*args))
+  if "labels" not in out:  # a face export written before class labels existed: one class.
+    out["labels"] = tf.ones_like(out["scores"], tf.int32)
   return tuple(out[k].numpy() for k in OUTPUTS)
 
 
