@@ -87,3 +87,20 @@ def test_workers_read_disjoint_shards_that_cover_an_epoch(tmp_path):
     seen.append(keys(batches))
   assert not set(seen[0]) & set(seen[1])
   assert sorted(seen[0] + seen[1]) == sorted(everything)
+
+
+def test_beam_runs_locally_without_fetching_prism(caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  from apache_beam.testing import util as beam_util  # pylint: disable=g-import-not-at-top
+  options = task_lib.beam_pipeline_options_of(
+      "direct_num_workers=2,direct_running_mode=multi_threading").get_all_options()
+  assert options["runner"] == task_lib.LOCAL_BEAM_RUNNER and options["direct_num_workers"] == 2
+  named = task_lib.beam_pipeline_options_of("runner=DataflowRunner").get_all_options()
+  assert named["runner"] == "DataflowRunner"
+  # Beam's default DirectRunner logs that it tries Prism (a binary it downloads); ours does not.
+  caplog.set_level(logging.INFO)
+  with beam.Pipeline(options=task_lib.beam_pipeline_options_of(None)) as pipeline:
+    squares = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda v: v * v)
+    beam_util.assert_that(squares, beam_util.equal_to([1, 4, 9]))
+  assert "prism" not in caplog.text.lower()

@@ -22,6 +22,22 @@ def _batch_size(global_batch, input_context):
   return input_context.get_per_replica_batch_size(global_batch) if input_context else global_batch
 
 
+
+# Beam's default DirectRunner first tries Prism, which downloads a binary from GitHub at run
+# time (and falls back when offline); the local runner it falls back to is named instead.
+LOCAL_BEAM_RUNNER = "FnApiRunner"
+
+
+def beam_pipeline_options_of(options: Optional[str]):
+  """PipelineOptions of "opt=value,..." (`tfds build --beam_pipeline_options`), run by
+  LOCAL_BEAM_RUNNER unless they name a runner."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  flags = [f"--{option}" for option in (options or "").split(",") if option]
+  if not any(flag.startswith("--runner=") for flag in flags):
+    flags.append(f"--runner={LOCAL_BEAM_RUNNER}")
+  return tfds.core.lazy_imports.apache_beam.options.pipeline_options.PipelineOptions(flags=flags)
+
+
 class Task:
   """Builders for one experiment; ``root`` is the dataset family's raw root where needed."""
 
@@ -93,9 +109,7 @@ class Task:
         os.remove(stale)
     beam_options = None
     if builder.beam:
-      beam = tfds.core.lazy_imports.apache_beam
-      beam_options = beam.options.pipeline_options.PipelineOptions(
-          flags=[f"--{option}" for option in (beam_pipeline_options or "").split(",") if option])
+      beam_options = beam_pipeline_options_of(beam_pipeline_options)
     elif beam_pipeline_options:
       raise ValueError("beam_pipeline_options given but apache-beam is not installed "
                        "(pip install 'tinyfaces_tf[beam]')")
