@@ -6,6 +6,7 @@ are resized with PIL (the code uses scikit-image), .mat files are read with scip
 using the official python-port indexing, and the Easy/Medium/Hard rule is re-applied with NumPy
 to the text annotation rows.
 """
+import dataclasses
 import os
 import subprocess
 import sys
@@ -22,10 +23,14 @@ from tinyfaces_tf.data import wider_face
 from tinyfaces_tf.data import wider_ground_truth
 
 LFW = skimage.data.lfw_subset()  # [200, 25, 25]; 0-99 faces, 100-199 non-faces.
+# Without the realism of real photographs (soft masks, figures, grayscale scenes), so a pasted
+# box holds exactly its crop; test_soft_masks_figures_and_grayscale checks those.
+PLAIN = dict(mask_exponent=None, figure_probability=0.0, distractor_figure_probability=0.0,
+             grayscale_probability=0.0)
 CLEAN = demo.SceneConfig(blur_probabilities=(1, 0, 0), illumination_probability=0.0,
                          occlusion_probabilities=(1, 0, 0), noise_sigma_range=(0.0, 0.0),
                          invalid_probability=0.0, face_height_range=(20, 80), faces_range=(4, 6),
-                         distractors_range=(2, 3))
+                         distractors_range=(2, 3), **PLAIN)
 
 
 def _pil_resize(array, w, h):
@@ -83,6 +88,52 @@ def test_boxes_are_exactly_where_faces_were_pasted():
   assert all(p.annotation is None and p.lfw_index >= 100 for p in scene.distractors)
 
 
+def test_soft_masks_figures_and_grayscale():
+  config = dataclasses.replace(CLEAN, mask_exponent=3.0, figure_probability=1.0,
+                               distractor_figure_probability=1.0, face_height_range=(24, 40))
+  figures = 0
+  for seed in range(6):
+    scene = demo.render_scene(np.random.default_rng(seed), np.arange(100), np.arange(100, 200),
+                              config)
+    drawn = np.zeros(scene.image.shape[:2], bool)
+    for patch in scene.faces + scene.distractors:
+      x, y, w, h = patch.box_xywh
+      drawn[y:y + h, x:x + w] = True
+      if patch.figure_xywh is None:
+        continue
+      figures += 1
+      fx, fy, fw, fh = patch.figure_xywh
+      # The person's box holds the face box, reaches below the chin (shoulders) and, clipped to
+      # the image, stays inside it.
+      assert fx <= x and fy <= y and x + w <= fx + fw and y + h < fy + fh
+      assert 0 <= fx and 0 <= fy and fx + fw <= scene.image.shape[1]
+      assert fy + fh <= scene.image.shape[0]
+      drawn[fy:fy + fh, fx:fx + fw] = True
+    # Outside every patch and figure: the background, to the pixel.
+    np.testing.assert_array_equal(scene.image[~drawn], scene.background[~drawn])
+    for patch in scene.faces:
+      x, y, w, h = patch.box_xywh
+      region = _region(scene.image, patch.box_xywh)
+      reference = _reference_rgb(patch)
+      # Inside the super-ellipse (|u|^3 + |v|^3 <= 0.5^3 around the centre) the face crop is
+      # pasted as it is; the box's corners are outside the mask, not the crop.
+      v = (np.arange(h) + 0.5 - h / 2) / (h / 2)
+      u = (np.arange(w) + 0.5 - w / 2) / (w / 2)
+      inner = np.abs(v)[:, None] ** 3 + np.abs(u)[None, :] ** 3 <= 0.125
+      assert _corr(region[inner].mean(-1), reference[inner].mean(-1)) > 0.98
+      assert 0.83 < np.sum(region[inner] * reference[inner]) / np.sum(reference[inner] ** 2) < 1.17
+  assert figures >= 10
+  gray = demo.render_scene(np.random.default_rng(0), np.arange(100), np.arange(100, 200),
+                           dataclasses.replace(config, grayscale_probability=1.0))
+  colour = demo.render_scene(np.random.default_rng(0), np.arange(100), np.arange(100, 200),
+                             config)
+  assert gray.grayscale and not colour.grayscale
+  # The same scene in BT.601 luma (independent formula: PIL's convert("L")).
+  expected = np.asarray(Image.fromarray(colour.image).convert("L"), np.int64)
+  assert np.abs(gray.image[..., 0].astype(np.int64) - expected).max() <= 1
+  assert (gray.image == gray.image[..., :1]).all() and (gray.background == gray.background[..., :1]).all()
+
+
 def _sharpness(gray):
   return np.abs(scipy.ndimage.laplace(gray))[2:-2, 2:-2].mean() / gray.std()
 
@@ -94,7 +145,7 @@ def test_attributes_describe_the_degradations():
   config = demo.SceneConfig(face_height_range=(40, 40), aspect_range=(1.0, 1.0),
                             noise_sigma_range=(0.0, 0.0), illumination_probability=0.4,
                             faces_range=(6, 8), invalid_probability=0.2,
-                            blur_probabilities=(1.0, 1.0, 1.0))
+                            blur_probabilities=(1.0, 1.0, 1.0), **PLAIN)
   for seed in range(12):
     scene = demo.render_scene(np.random.default_rng(seed), np.arange(100), np.arange(100, 200),
                               config)
@@ -140,10 +191,13 @@ def _best_lfw_match(image, box):
   x, y, w, h = box
   gray = image[y:y + h, x:x + w].astype(np.float64).mean(-1)
   small = _pil_resize(gray, 25, 25)
+  # Compared inside the soft mask's super-ellipse, where the face crop is pasted as it is.
+  t = (np.arange(25) + 0.5 - 12.5) / 12.5
+  inner = np.abs(t)[:, None] ** 3 + np.abs(t)[None, :] ** 3 <= 0.7 ** 3
   best = (-1, -2.0)
   for index in range(len(LFW)):
     for crop in (LFW[index], LFW[index][:, ::-1]):
-      c = _corr(small, crop)
+      c = _corr(small[inner], crop[inner])
       if c > best[1]:
         best = (index, c)
   return best
@@ -298,3 +352,27 @@ def test_cli_demo_and_check(tmp_path):
   bad = subprocess.run([sys.executable, "-m", "tinyfaces_tf.cli.data", "nonsense"],
                        capture_output=True, text=True, env=env, timeout=120)
   assert bad.returncode != 0 and "demo" in bad.stderr
+
+
+def test_make_demo_rewrites_an_older_version_and_what_was_derived_from_it(tmp_path, capsys):
+  from tinyfaces_tf import demo_job  # pylint: disable=g-import-not-at-top
+  paths = demo_job.DemoPaths(str(tmp_path / "data"), str(tmp_path / "run"))
+  sizes = dict(train_images=1, val_images=1, seed=0)
+  assert demo_job.ensure_dataset(paths, **sizes)
+  (tmp_path / "run" / "tfds").mkdir(parents=True)
+  (tmp_path / "run" / "metrics.json").write_text("{}")
+  (tmp_path / "run" / "mine.txt").write_text("not the demo's")
+  proposals = tmp_path / "data" / wider_face.PROPOSALS_DIR / "val"
+  proposals.mkdir(parents=True)
+  # The current version is reused as it is.
+  assert not demo_job.ensure_dataset(paths, **sizes)
+  assert (tmp_path / "run" / "tfds").exists() and proposals.exists()
+  # A folder written by the first demo (no version) is rewritten, with the proposals and the
+  # run's tfds/metrics derived from it; other files stay.
+  meta = tmp_path / "data" / demo.META_FILE
+  meta.write_text(meta.read_text().replace(f'"version": {demo.DATA_VERSION},', ""))
+  assert demo_job.ensure_dataset(paths, **sizes)
+  assert "holds version 1" in capsys.readouterr().out
+  assert not (tmp_path / "run" / "tfds").exists() and not (tmp_path / "run" / "metrics.json").exists()
+  assert not proposals.exists() and (tmp_path / "run" / "mine.txt").exists()
+  assert f'"version": {demo.DATA_VERSION}' in meta.read_text()

@@ -13,6 +13,7 @@ interruption continues instead of starting over.
 import dataclasses
 import os
 import re
+import shutil
 import time
 
 import numpy as np
@@ -115,20 +116,42 @@ def _stage(number, text):
   print(f"[{number}/{STAGES}] {text}", flush=True)
 
 
-def ensure_dataset(paths, train_images, val_images, seed, family="wider_face"):
+# What a demo run derives from its dataset (under run_dir): stale once the dataset is rewritten.
+DERIVED = ("tfds", "checkpoints", "tb", "export", "eval", "results", "fddb", "config.json",
+           "metrics.json")
+
+
+def ensure_dataset(paths, train_images, val_images, seed, family="wider_face") -> bool:
+  """Writes the demo dataset unless one of the maker's DATA_VERSION is there; when it writes one,
+  removes what ``paths.run_dir`` derived from an earlier one (DERIVED). Returns whether it wrote."""
   # pylint: disable=g-import-not-at-top
+  import json
   if family == "coco":
     from tinyfaces_tf.data import demo_coco as maker
     make, meta = maker.make_coco_demo, maker.META_FILE
   else:
     from tinyfaces_tf.data import demo as maker
     make, meta = maker.make_demo_dataset, maker.META_FILE
-  if os.path.exists(os.path.join(paths.data_dir, meta)):
-    print(f"      present in {paths.data_dir}")
-    return
+  meta_path = os.path.join(paths.data_dir, meta)
+  if os.path.exists(meta_path):
+    with open(meta_path) as f:
+      version = json.load(f).get("version", 1)  # version 1 wrote none
+    if version == maker.DATA_VERSION:
+      print(f"      present in {paths.data_dir}")
+      return False
+    print(f"      {paths.data_dir} holds version {version} of the demo; writing version "
+          f"{maker.DATA_VERSION} and removing what {paths.run_dir} derived from it")
+  stale = [n for n in DERIVED if os.path.exists(os.path.join(paths.run_dir, n))]
+  for name in stale:
+    path = os.path.join(paths.run_dir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
   summary = make(paths.data_dir, train_images=train_images, val_images=val_images, seed=seed)
   images = lambda split: summary[split]["images"] if isinstance(summary[split], dict) else "?"
   print(f"      {images('train')} train / {images('val')} val images -> {paths.data_dir}")
+  return True
 
 
 def ensure_proposals(task, paths, proposer, split):

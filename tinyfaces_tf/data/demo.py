@@ -14,6 +14,20 @@ between adjacent entries of SKIN_TONES (light to dark) and becomes ``gray * tone
 to [0, 1]; distractors get a skin tone half the time (so colour alone does not separate them)
 and a random dull tint otherwise.
 
+Realism for real photographs (the demo D once ranked real faces below MTCNN's false positives,
+BUILD_NOTES "Fidelity at demo scale"), each a SceneConfig field that turns it off:
+  soft masks: faces and distractors are alpha-blended through a feathered super-ellipse that
+    fills their box (``mask_exponent``), not pasted as hard rectangles; the box stays tight
+    (the mask reaches its four sides);
+  figures: most faces (``figure_probability``) sit on a person: hair behind the top of the
+    head, a neck and shoulders below the chin (clothing is a tinted crop of another
+    photograph), so the context around a face (x2.0 crops) shows what it shows in a photograph;
+    some distractors get one too (``distractor_figure_probability``), so a figure alone does
+    not make a face;
+  grayscale scenes: a few scenes (``grayscale_probability``) are converted to luma, as
+    monochrome photographs are (WIDER has them; so has scikit-image's ``camera``), so skin
+    colour alone does not make a face.
+
 Degradations, written truthfully into the annotation lines:
   blur 0/1/2 -> Gaussian sigma 0 / 2-4 % / 6-10 % of the face height (at least 0.5 / 1.2 px);
   illumination 1 -> the face is dimmed to 20-40 % or over-exposed x1.8-2.5 (clipped),
@@ -52,10 +66,18 @@ NUM_LFW_FACES = 100  # lfw_subset: entries 0-99 are faces, 100-199 non-faces.
 # Light to dark skin tones (RGB in [0, 1]); faces take a random point between neighbours.
 SKIN_TONES = np.array([[1.00, 0.87, 0.77], [0.95, 0.78, 0.64], [0.88, 0.68, 0.52],
                        [0.78, 0.57, 0.42], [0.62, 0.43, 0.30], [0.45, 0.31, 0.22]], np.float64)
+# Hair colours (RGB in [0, 1]): black, dark brown, brown, auburn, blond, grey.
+HAIR_TONES = np.array([[0.10, 0.09, 0.08], [0.22, 0.15, 0.10], [0.38, 0.26, 0.16],
+                       [0.50, 0.25, 0.12], [0.78, 0.66, 0.42], [0.62, 0.62, 0.62]], np.float64)
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as PIL's convert("L").
 META_FILE = "demo_info.json"  # written last: its presence means the dataset is complete.
+# Bumped whenever the same seed renders different scenes (2: soft masks, figures, grayscale);
+# a demo folder of another version is rewritten by `make demo`, with what was derived from it.
+DATA_VERSION = 2
 _PARTIAL_FILE = ".demo_incomplete"  # present while writing, so an interrupted run is redone.
-_OWNED = ("WIDER_train", "WIDER_val", "WIDER_test", "wider_face_split", "eval_tools", META_FILE,
-          _PARTIAL_FILE)
+# The proposals are derived from the images: stale once the images are rewritten.
+_OWNED = ("WIDER_train", "WIDER_val", "WIDER_test", "wider_face_split", "eval_tools",
+          wider_face.PROPOSALS_DIR, META_FILE, _PARTIAL_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +96,10 @@ class SceneConfig:
   occlusion_probabilities: Tuple[float, float, float] = (0.7, 0.2, 0.1)
   noise_sigma_range: Tuple[float, float] = (1.0, 8.0)
   margin: int = 2  # free pixels kept between pasted patches.
+  mask_exponent: Optional[float] = 3.0  # soft super-ellipse blend; None: hard rectangles.
+  figure_probability: float = 0.7  # a face drawn with hair, neck and shoulders.
+  distractor_figure_probability: float = 0.3
+  grayscale_probability: float = 0.15  # the whole scene converted to luma.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +113,8 @@ class PastedPatch:
     tone: the RGB multiplier used for colourisation.
     occluder_xywh: the part of the box covered by an occluder, or None.
     annotation: the face line written for it (None for distractors).
+    figure_xywh: the box (clipped to the image) of the hair, neck and shoulders drawn around
+      it, the patch's own box included, or None.
   """
   lfw_index: int
   box_xywh: Tuple[int, int, int, int]
@@ -94,16 +122,19 @@ class PastedPatch:
   tone: Tuple[float, float, float]
   occluder_xywh: Optional[Tuple[int, int, int, int]] = None
   annotation: Optional[wider_face.FaceAnnotation] = None
+  figure_xywh: Optional[Tuple[int, int, int, int]] = None
 
 
 @dataclasses.dataclass
 class Scene:
   """A rendered scene: the image, the background it was pasted on, and what was pasted."""
   image: np.ndarray       # uint8 [H, W, 3]
-  background: np.ndarray  # uint8 [H, W, 3], identical to image outside every pasted box.
+  # uint8 [H, W, 3], identical to image outside every pasted box and figure.
+  background: np.ndarray
   background_name: str
   faces: List[PastedPatch]
   distractors: List[PastedPatch]
+  grayscale: bool = False
 
   @property
   def annotations(self):
@@ -194,14 +225,92 @@ def _free(box, taken, margin):
   return True
 
 
-def _place(rng, height, width, box_h, box_w, taken, margin, tries=50):
-  """Top-left corner of a box_w x box_h box inside the image clear of ``taken``, or None."""
+def _place(rng, height, width, box_h, box_w, taken, margin, tries=50, extent=None):
+  """Top-left corner of a box_w x box_h box inside the image clear of ``taken``, or None.
+
+  ``extent`` (x0, y0, x1, y1) relative to the corner is what must be clear instead (a figure
+  around the box, clipped to the image); the box itself must still lie inside the image.
+  """
   for _ in range(tries):
     x = int(rng.integers(0, width - box_w + 1))
     y = int(rng.integers(0, height - box_h + 1))
-    if _free((x, y, box_w, box_h), taken, margin):
+    if _free(_clipped(extent, x, y, height, width) if extent else (x, y, box_w, box_h), taken,
+             margin):
       return x, y
   return None
+
+
+def _clipped(extent, x, y, height, width):
+  """(x, y, w, h) of the relative box ``extent`` placed at (x, y), clipped to the image."""
+  x0, y0 = max(0, x + extent[0]), max(0, y + extent[1])
+  x1, y1 = min(width, x + extent[2]), min(height, y + extent[3])
+  return x0, y0, x1 - x0, y1 - y0
+
+
+def ellipse_alpha(height, width, exponent=2.0, feather=1.0):
+  """Soft super-ellipse mask in [0, 1] filling a height x width box (1 inside, 0.5 on it)."""
+  y = (np.arange(height) + 0.5 - height / 2) / (height / 2)
+  x = (np.arange(width) + 0.5 - width / 2) / (width / 2)
+  r = (np.abs(y)[:, None] ** exponent + np.abs(x)[None, :] ** exponent) ** (1.0 / exponent)
+  return np.clip((1.0 - r) * (min(height, width) / 2) / feather + 0.5, 0.0, 1.0)
+
+
+def paste(image, patch, alpha, x, y):
+  """Alpha-blends a float [h, w, 3] patch into float ``image`` at (x, y), clipped to the image."""
+  h, w = alpha.shape
+  y0, x0 = max(0, -y), max(0, -x)
+  y1, x1 = min(h, image.shape[0] - y), min(w, image.shape[1] - x)
+  if y1 <= y0 or x1 <= x0:
+    return
+  a = alpha[y0:y1, x0:x1, None]
+  region = image[y + y0:y + y1, x + x0:x + x1]
+  image[y + y0:y + y1, x + x0:x + x1] = a * patch[y0:y1, x0:x1] + (1.0 - a) * region
+
+
+def _figure_parts(rng, box_h, box_w):
+  """Hair, neck and shoulders of a person whose face box is box_w x box_h at (0, 0): a list
+  of (part, (x, y, w, h)) drawn in order, and their extent (x0, y0, x1, y1)."""
+  def r(value):
+    return int(round(value))
+  parts = []
+  shoulders_top = box_h + r(box_h * rng.uniform(0.15, 0.3))
+  body_w = max(3, r(box_w * rng.uniform(2.2, 3.0)))
+  body_h = max(2, r(box_h * rng.uniform(0.9, 1.6)))
+  body_x = (box_w - body_w) // 2 + r(box_w * rng.uniform(-0.2, 0.2))
+  parts.append(("shoulders", (body_x, shoulders_top, body_w, body_h)))
+  neck_w = max(2, r(box_w * rng.uniform(0.45, 0.6)))
+  neck_y = box_h - r(box_h * 0.15)
+  parts.append(("neck", ((box_w - neck_w) // 2, neck_y, neck_w,
+                         shoulders_top + r(box_h * 0.1) - neck_y + 1)))
+  if rng.random() < 0.85:  # some people are bald.
+    hair_w = max(3, r(box_w * rng.uniform(1.08, 1.3)))
+    hair_h = max(2, r(box_h * rng.uniform(0.5, 0.75)))
+    parts.append(("hair", ((box_w - hair_w) // 2, -r(box_h * rng.uniform(0.12, 0.3)), hair_w,
+                           hair_h)))
+  x0 = min(0, *(b[0] for _, b in parts))
+  y0 = min(0, *(b[1] for _, b in parts))
+  x1 = max(box_w, *(b[0] + b[2] for _, b in parts))
+  y1 = max(box_h, *(b[1] + b[3] for _, b in parts))
+  return parts, (x0, y0, x1, y1)
+
+
+def _draw_figure(rng, image, parts, x, y, tone):
+  """Draws the parts of ``_figure_parts`` with the face box's corner at (x, y)."""
+  for part, (px, py, pw, ph) in parts:
+    texture = _background_crop(rng, BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))], ph,
+                               pw).astype(np.float64) @ LUMA / 255.0
+    if part == "shoulders":  # clothing: a tinted photograph texture, the top of a dome.
+      colour = rng.uniform(0.1, 0.9, size=3)
+      patch = (0.4 + 0.6 * texture)[..., None] * colour
+      alpha = ellipse_alpha(2 * ph, pw, exponent=2.5, feather=max(1.0, 0.04 * pw))[:ph]
+    elif part == "neck":  # the face's skin, in the chin's shadow.
+      patch = (0.9 + 0.2 * texture)[..., None] * np.asarray(tone) * 0.8
+      alpha = ellipse_alpha(ph, pw, exponent=4.0)
+    else:
+      colour = HAIR_TONES[int(rng.integers(0, len(HAIR_TONES)))] * rng.uniform(0.85, 1.15)
+      patch = (0.7 + 0.6 * texture)[..., None] * colour
+      alpha = ellipse_alpha(ph, pw, exponent=2.0, feather=max(1.0, 0.08 * ph))
+    paste(image, np.clip(patch, 0.0, 1.0) * 255.0, alpha, x + px, y + py)
 
 
 def _render_patch(rng, crop, tone, flipped, box_h, box_w, blur, illumination, noise_range):
@@ -255,7 +364,7 @@ def render_scene(rng: np.random.Generator, face_ids: Sequence[int], nonface_ids:
 
   Returns:
     A Scene; ``faces[k].annotation`` are the WIDER face lines, boxes exactly where the resized
-    crops were pasted. Outside the pasted boxes the image equals ``background``.
+    crops were pasted. Outside the pasted boxes and figures the image equals ``background``.
   """
   face_ids = np.asarray(face_ids)
   nonface_ids = np.asarray(nonface_ids)
@@ -272,6 +381,32 @@ def render_scene(rng: np.random.Generator, face_ids: Sequence[int], nonface_ids:
   image = background.astype(np.float64)
   taken, faces, distractors = [], [], []
 
+  def place_figure(box_h, box_w, probability):
+    """(figure parts or None, corner or None): a person around the box when drawn and room."""
+    if rng.random() < probability:
+      parts, extent = _figure_parts(rng, box_h, box_w)
+      corner = _place(rng, height, width, box_h, box_w, taken, config.margin, extent=extent)
+      if corner is not None:
+        return (parts, extent), corner
+    # No person, or no room for one: the patch alone.
+    return None, _place(rng, height, width, box_h, box_w, taken, config.margin)
+
+  def mask(box_h, box_w):
+    if config.mask_exponent is None:
+      return np.ones((box_h, box_w))
+    return ellipse_alpha(box_h, box_w, exponent=config.mask_exponent)
+
+  def draw(patch, alpha, x, y, figure, tone):
+    """Draws the figure (if any) and then the patch; returns the figure's box or None."""
+    box_h, box_w = alpha.shape
+    figure_box = None
+    if figure is not None:
+      _draw_figure(rng, image, figure[0], x, y, tone)
+      figure_box = _clipped(figure[1], x, y, height, width)
+    paste(image, patch, alpha, x, y)
+    taken.append(figure_box or (x, y, box_w, box_h))
+    return figure_box
+
   def size(invalid):
     low, high = config.invalid_height_range if invalid else config.face_height_range
     # Log-uniform: as many 10-20 px faces as 40-80 px ones, like WIDER's small-face bias.
@@ -283,7 +418,7 @@ def render_scene(rng: np.random.Generator, face_ids: Sequence[int], nonface_ids:
   for _ in range(num_faces):
     invalid = int(rng.random() < config.invalid_probability)
     box_h, box_w = size(invalid)
-    corner = _place(rng, height, width, box_h, box_w, taken, config.margin)
+    figure, corner = place_figure(box_h, box_w, config.figure_probability)
     if corner is None:
       continue
     box = (corner[0], corner[1], box_w, box_h)
@@ -294,6 +429,7 @@ def render_scene(rng: np.random.Generator, face_ids: Sequence[int], nonface_ids:
     illumination = int(rng.random() < config.illumination_probability)
     patch = _render_patch(rng, crops[lfw_index], tone, flipped, box_h, box_w, blur, illumination,
                           config.noise_sigma_range)
+    alpha = mask(box_h, box_w)
     occlusion, band = 0, None
     level = _choose(rng, config.occlusion_probabilities)
     if level and min(box_h, box_w) >= 4:
@@ -303,21 +439,22 @@ def render_scene(rng: np.random.Generator, face_ids: Sequence[int], nonface_ids:
       bx, by, bw, bh = band
       filler = _background_crop(rng, BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))],
                                 bh, bw)
-      patch[by - box[1]:by - box[1] + bh, bx - box[0]:bx - box[0] + bw] = filler
+      occluded = np.s_[by - box[1]:by - box[1] + bh, bx - box[0]:bx - box[0] + bw]
+      patch[occluded] = filler
+      alpha[occluded] = 1.0  # the occluder is in front: hard-edged, whatever the face mask.
     x, y = corner
-    image[y:y + box_h, x:x + box_w] = patch
-    taken.append(box)
+    figure_box = draw(patch, alpha, x, y, figure, tone)
     faces.append(PastedPatch(
         lfw_index, box, flipped, tuple(float(v) for v in tone), band,
         wider_face.FaceAnnotation(x, y, box_w, box_h, blur=blur, expression=0,
                              illumination=illumination, invalid=invalid, occlusion=occlusion,
-                             pose=0)))
+                             pose=0), figure_box))
   num_distractors = int(rng.integers(config.distractors_range[0],
                                      config.distractors_range[1] + 1))
   if nonface_ids.size:
     for _ in range(num_distractors):
       box_h, box_w = size(False)
-      corner = _place(rng, height, width, box_h, box_w, taken, config.margin)
+      figure, corner = place_figure(box_h, box_w, config.distractor_figure_probability)
       if corner is None:
         continue
       lfw_index = int(rng.choice(nonface_ids))
@@ -328,12 +465,20 @@ def render_scene(rng: np.random.Generator, face_ids: Sequence[int], nonface_ids:
                             int(rng.random() < config.illumination_probability),
                             config.noise_sigma_range)
       x, y = corner
-      image[y:y + box_h, x:x + box_w] = patch
-      taken.append((x, y, box_w, box_h))
+      figure_box = draw(patch, mask(box_h, box_w), x, y, figure, tone)
       distractors.append(PastedPatch(lfw_index, (x, y, box_w, box_h), flipped,
-                                     tuple(float(v) for v in tone)))
+                                     tuple(float(v) for v in tone), figure_xywh=figure_box))
   image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-  return Scene(image, background, background_name, faces, distractors)
+  grayscale = bool(rng.random() < config.grayscale_probability)
+  if grayscale:
+    image, background = _luma(image), _luma(background)
+  return Scene(image, background, background_name, faces, distractors, grayscale)
+
+
+def _luma(image):
+  """uint8 [H, W, 3] -> the same image in gray (BT.601 luma in every channel)."""
+  gray = np.clip(np.round(image.astype(np.float64) @ LUMA), 0, 255).astype(np.uint8)
+  return np.repeat(gray[..., None], 3, axis=-1)
 
 
 def split_lfw_ids(seed=0, val_fraction=0.3):
@@ -403,7 +548,7 @@ def make_demo_dataset(out_dir, train_images=160, val_images=60, test_images=20, 
   _prepare_out_dir(out_dir)
   ids = split_lfw_ids(seed, val_face_fraction)
   ids["test"] = ids["val"]  # test images are unannotated; they reuse val crops.
-  summary = {"seed": seed, "source": "skimage.data",
+  summary = {"version": DATA_VERSION, "seed": seed, "source": "skimage.data",
              "backgrounds": list(BACKGROUNDS),
              "lfw_face_ids": {s: ids[s][0].tolist() for s in ("train", "val")},
              "lfw_nonface_ids": {s: ids[s][1].tolist() for s in ("train", "val")}}

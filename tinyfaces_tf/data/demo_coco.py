@@ -90,6 +90,7 @@ _CAT_CENTRE = (245.0, 165.0)
 IMAGE_ID_BASE = 100_000  # image id = (split index + 1) * IMAGE_ID_BASE + index + 1.
 MAX_OBJECTS_PER_IMAGE = 1000  # annotation id = image id * MAX_OBJECTS_PER_IMAGE + k + 1.
 META_FILE = "coco_demo_info.json"  # written last: its presence means the dataset is complete.
+DATA_VERSION = 1  # bumped whenever the same seed renders different scenes (demo.DATA_VERSION).
 _PARTIAL_FILE = ".coco_demo_incomplete"  # present while writing, so an interrupted run is redone.
 _OWNED = ("train2017", "val2017", "annotations", META_FILE, _PARTIAL_FILE)
 
@@ -236,14 +237,6 @@ def split_sources(seed: int = 0, val_fraction: float = 0.3) -> Dict[str, SplitSo
   return {s: SplitSources(lfw[s][0], lfw[s][1], coin_ids[s]) for s in SPLITS}
 
 
-def _ellipse_alpha(height, width, exponent=2.0, feather=1.0):
-  """Soft super-ellipse mask in [0, 1] filling a height x width box (1 inside, 0.5 on it)."""
-  y = (np.arange(height) + 0.5 - height / 2) / (height / 2)
-  x = (np.arange(width) + 0.5 - width / 2) / (width / 2)
-  r = (np.abs(y)[:, None] ** exponent + np.abs(x)[None, :] ** exponent) ** (1.0 / exponent)
-  return np.clip((1.0 - r) * (min(height, width) / 2) / feather + 0.5, 0.0, 1.0)
-
-
 def _resize_mask(mask, height, width):
   """Anti-aliased bilinear resize of a [h, w] mask to [height, width] floats in [0, 1]."""
   image = Image.fromarray(np.asarray(mask, np.float32), mode="F")
@@ -296,7 +289,7 @@ def _render_object(rng, category_id, index, box_h, box_w, config, blur, illumina
     patch = demo._render_patch(  # pylint: disable=protected-access
         rng, demo.lfw_crops()[index], tone, flipped, box_h, box_w, blur, illumination,
         config.noise_sigma_range)
-    alpha = _ellipse_alpha(box_h, box_w, exponent=3.0)
+    alpha = demo.ellipse_alpha(box_h, box_w, exponent=3.0)
     fields.update(source="lfw", tone=tuple(float(v) for v in tone))
   elif category_id == COIN_ID:
     coin = coin_sources()[index]
@@ -322,18 +315,12 @@ def _render_object(rng, category_id, index, box_h, box_w, config, blur, illumina
     grey = rgb.mean(axis=-1, keepdims=True)
     rgb = np.clip((grey + saturation * (rgb - grey)) * gains, 0.0, 1.0)
     patch = demo.degrade(rng, rgb, box_h, blur, illumination, config.noise_sigma_range)
-    alpha = _ellipse_alpha(box_h, box_w, exponent=2.0)
+    alpha = demo.ellipse_alpha(box_h, box_w, exponent=2.0)
     fields.update(source="chelsea", source_box=window, tone=tuple(float(v) for v in gains),
                   saturation=float(saturation))
   else:
     raise ValueError(f"unknown category id {category_id}")
   return patch, alpha, fields
-
-
-def _paste(image, patch, alpha, x, y):
-  h, w = alpha.shape
-  region = image[y:y + h, x:x + w]
-  image[y:y + h, x:x + w] = alpha[..., None] * patch + (1.0 - alpha[..., None]) * region
 
 
 def _crowd_layout(rng, category_id, sources, config):
@@ -403,7 +390,7 @@ def render_coco_scene(rng: np.random.Generator, sources: SplitSources,
         patch, alpha, fields = _render_object(rng, category_id, index, int(bh), int(bw), config,
                                               blur, 0)
         x, y = corner[0] + int(bx), corner[1] + int(by)
-        _paste(image, patch, alpha, x, y)
+        demo.paste(image, patch, alpha, x, y)
         mask[y:y + bh, x:x + bw] |= alpha >= 0.5
         box = (x, y, int(bw), int(bh))
         members.append(PastedObject(category_id, box, box, **fields))
@@ -439,7 +426,7 @@ def render_coco_scene(rng: np.random.Generator, sources: SplitSources,
         visible = (x, y if by > y else by + bh, box_w, box_h - bh)
       else:
         visible = (x if bx > x else bx + bw, y, box_w - bw, box_h)
-    _paste(image, patch, alpha, x, y)
+    demo.paste(image, patch, alpha, x, y)
     taken.append(box)
     objects.append(PastedObject(category_id, box, visible, occluder_xywh=band, **fields))
 
@@ -463,11 +450,11 @@ def render_coco_scene(rng: np.random.Generator, sources: SplitSources,
       crop = demo._background_crop(  # pylint: disable=protected-access
           rng, name, box_h, box_w).astype(np.float64) / 255.0
       patch = demo.degrade(rng, crop, box_h, blur, 0, config.noise_sigma_range)
-      alpha = _ellipse_alpha(box_h, box_w, exponent=2.0 if rng.random() < 0.5 else 3.0)
+      alpha = demo.ellipse_alpha(box_h, box_w, exponent=2.0 if rng.random() < 0.5 else 3.0)
       fields = dict(source=name)
     x, y = corner
     box = (x, y, box_w, box_h)
-    _paste(image, patch, alpha, x, y)
+    demo.paste(image, patch, alpha, x, y)
     taken.append(box)
     distractors.append(PastedObject(0, box, box, **fields))
   image = np.clip(np.round(image), 0, 255).astype(np.uint8)
@@ -581,7 +568,8 @@ def make_coco_demo(out_dir: str, train_images: int = 160, val_images: int = 60, 
   _prepare_out_dir(out_dir)
   sources = split_sources(seed, val_fraction)
   categories = [c._asdict() for c in CATEGORIES]
-  summary = {"seed": seed, "source": "skimage.data", "backgrounds": list(COCO_BACKGROUNDS),
+  summary = {"version": DATA_VERSION, "seed": seed, "source": "skimage.data",
+             "backgrounds": list(COCO_BACKGROUNDS),
              "categories": categories,
              "lfw_face_ids": {s: sources[s].face_ids.tolist() for s in SPLITS},
              "lfw_nonface_ids": {s: sources[s].nonface_ids.tolist() for s in SPLITS},
