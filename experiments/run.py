@@ -15,7 +15,9 @@ proposals -> official WIDER evaluation, once per seed (`--seeds`, five by defaul
 compared with its reference row (table_rows.py): the paired difference over seeds with a 95 %
 t interval, and whether it shows the paper's claim. The baseline row is the proposer's own
 scores. Rows run in subprocesses, so each gets a clean TF runtime; a finished row and seed (its
-eval/wider_ap.json exists) is not re-run.
+eval/wider_ap.json exists) is not re-run. Each group of runs records the demo data version it was
+made from (demo_data.json); after `make demo` writes another version, the runner refuses to
+reuse that group and says which folder to remove.
 
 `--table=sensitivity` is the journal's section 4.3 study: for each proposer (MTCNN, the LBP
 cascade, sliding windows) its proposals cut the training RoIs and are re-scored at test time;
@@ -28,6 +30,7 @@ paper scale) cuts the training RoIs at demo scale and is re-scored at test time,
 baseline row is its own detections.
 """
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -195,9 +198,48 @@ def ground_truth_dir(wider_dir):
   return wider_face.WiderFace(wider_dir).ground_truth_dir if os.path.isdir(wider_dir) else None
 
 
+DATA_STAMP = "demo_data.json"  # in each group of runs: the demo data version they were made from
+
+
+def demo_data_version(root):
+  """The version of the demo dataset at ``root`` (1 if its info file names none), None when
+  ``root`` is not a demo dataset (real WIDER FACE / COCO)."""
+  from tinyfaces_tf.data import demo  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.data import demo_coco  # pylint: disable=g-import-not-at-top
+  for meta in (demo.META_FILE, demo_coco.META_FILE):
+    path = os.path.join(root, meta)
+    if os.path.exists(path):
+      with open(path) as f:
+        return json.load(f).get("version", 1)
+  return None
+
+
+def check_demo_data(group, root):
+  """Refuses to mix runs made from another version of the demo data into ``group`` (a finished
+  run is reused as it is); stamps a new group with the version."""
+  version = demo_data_version(root)
+  if version is None:
+    return
+  stamp = os.path.join(group, DATA_STAMP)
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      recorded = json.load(f)["version"]
+  else:  # runs written before stamps existed were made from version 1
+    recorded = 1 if os.path.isdir(group) and os.listdir(group) else version
+  if recorded != version:
+    raise app.UsageError(
+        f"{group}: its runs were made from version {recorded} of the demo data, and {root} is "
+        f"now version {version}; remove {group} (or pass another --runs_dir) to run them again")
+  if not os.path.exists(stamp):
+    os.makedirs(group, exist_ok=True)
+    with open(stamp, "w") as f:
+      json.dump({"root": root, "version": version}, f)
+
+
 def train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None):
   """Trains, exports, detects and evaluates one row with one seed; returns {label: metrics}
   (ours, and the proposer's own scores as ``baseline_label`` if given)."""
+  check_demo_data(os.path.dirname(out), inputs.wider_dir)
   eval_dir = os.path.join(out, "eval")
   if os.path.exists(metrics_file(inputs, eval_dir)):
     metrics = read_metrics(inputs, eval_dir)
@@ -304,6 +346,7 @@ def run_table_row(row, seed, inputs: Inputs, baseline_flagfile=None):
   own detections, written by the run of ``baseline_flagfile`` (the table's first trained row)."""
   out = run_dir(FLAGS.table, row.name, seed)
   inputs = inputs_of(row, inputs)
+  check_demo_data(os.path.dirname(out), inputs.wider_dir)
   if row.flagfile is None and inputs.coco:
     name = next(r.name for r in table_rows_of(FLAGS.table) if r.flagfile == baseline_flagfile)
     trained = train_and_evaluate(baseline_flagfile, seed, run_dir(FLAGS.table, name, seed),

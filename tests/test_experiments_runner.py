@@ -33,6 +33,16 @@ def test_baseline_row_of_perfect_proposals_fills_the_table(tmp_path):
   table = (tmp_path / "results" / "table2_demo.md").read_text().splitlines()
   rows = [line for line in table if line.startswith("| Baseline")]
   assert rows == ["| Baseline (proposer) | 1.000 | 1.000 | 1.000 | 0.932 | 0.922 | 0.858 |"]
+  # The group of runs remembers the demo data version it was made from; once the demo data is
+  # another version its finished runs are not reused: one line naming the folder, exit non-zero.
+  group = tmp_path / "runs" / "table2_demo"
+  assert json.loads((group / "demo_data.json").read_text())["version"] == demo.DATA_VERSION
+  meta = data / demo.META_FILE
+  meta.write_text(meta.read_text().replace(f'"version": {demo.DATA_VERSION}', '"version": 99'))
+  again = subprocess.run(done.args, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert again.returncode != 0
+  assert f"{group}: its runs were made from version {demo.DATA_VERSION}" in again.stderr
+  assert "now version 99" in again.stderr
 
 
 def test_mean_sd_is_the_sample_standard_deviation():
