@@ -207,10 +207,9 @@ def demo_data_version(root):
   from tinyfaces_tf.data import demo  # pylint: disable=g-import-not-at-top
   from tinyfaces_tf.data import demo_coco  # pylint: disable=g-import-not-at-top
   for meta in (demo.META_FILE, demo_coco.META_FILE):
-    path = os.path.join(root, meta)
-    if os.path.exists(path):
-      with open(path) as f:
-        return json.load(f).get("version", 1)
+    version = demo.written_version(root, meta)
+    if version is not None:
+      return version
   return None
 
 

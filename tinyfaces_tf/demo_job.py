@@ -125,17 +125,15 @@ def ensure_dataset(paths, train_images, val_images, seed, family="wider_face") -
   """Writes the demo dataset unless one of the maker's DATA_VERSION is there; when it writes one,
   removes what ``paths.run_dir`` derived from an earlier one (DERIVED). Returns whether it wrote."""
   # pylint: disable=g-import-not-at-top
-  import json
+  from tinyfaces_tf.data import demo
   if family == "coco":
     from tinyfaces_tf.data import demo_coco as maker
     make, meta = maker.make_coco_demo, maker.META_FILE
   else:
     from tinyfaces_tf.data import demo as maker
     make, meta = maker.make_demo_dataset, maker.META_FILE
-  meta_path = os.path.join(paths.data_dir, meta)
-  if os.path.exists(meta_path):
-    with open(meta_path) as f:
-      version = json.load(f).get("version", 1)  # version 1 wrote none
+  version = demo.written_version(paths.data_dir, meta)
+  if version is not None:
     if version == maker.DATA_VERSION:
       print(f"      present in {paths.data_dir}")
       return False

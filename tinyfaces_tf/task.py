@@ -22,7 +22,6 @@ def _batch_size(global_batch, input_context):
   return input_context.get_per_replica_batch_size(global_batch) if input_context else global_batch
 
 
-
 # Beam's default DirectRunner first tries Prism, which downloads a binary from GitHub at run
 # time (and falls back when offline); the local runner it falls back to is named instead.
 LOCAL_BEAM_RUNNER = "FnApiRunner"

@@ -481,6 +481,16 @@ def _luma(image):
   return np.repeat(gray[..., None], 3, axis=-1)
 
 
+def written_version(out_dir, meta_file=META_FILE) -> Optional[int]:
+  """The DATA_VERSION a demo maker wrote into ``out_dir`` (its ``meta_file``; 1 when the file
+  names none, as version 1 wrote), or None when no complete demo is there."""
+  path = os.path.join(out_dir, meta_file)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f).get("version", 1)
+
+
 def split_lfw_ids(seed=0, val_fraction=0.3):
   """Disjoint lfw_subset indices: {"train"|"val": (face_ids, nonface_ids)} for a seed."""
   rng = np.random.default_rng([seed, 7])
