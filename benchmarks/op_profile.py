@@ -34,7 +34,7 @@ def category(name: str, op_type: str) -> str:
     return "conv forward"
   if op_type == "Conv2DBackpropInput":
     return "conv backward (input)"
-  if op_type == "Conv2DBackpropFilter":
+  if op_type in ("Conv2DBackpropFilter", "Conv2DBackpropFilterWithBias"):  # oneDNN: + bias grad
     return "conv backward (filter)"
   if op_type in ("MatMul", "FusedMatMul", "BatchMatMulV2", "Einsum"):
     return "dense (matmul)"

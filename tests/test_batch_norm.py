@@ -98,3 +98,56 @@ def test_checkpoints_of_keras_batch_normalization_restore(tmp_path):
   tf.train.Checkpoint(model=restored).read(path).assert_existing_objects_matched()
   for a, b in zip(saved.variables, restored.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _bfloat16_step(layer, x):
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = layer(x, training=True)
+    loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.sin(tf.cast(y, tf.float32)))
+  return [y, *tape.gradient(loss, [x, layer.gamma, layer.beta])]
+
+
+def test_bfloat16_activations_skip_the_float32_round_trip(monkeypatch):
+  """With bfloat16 kernels registered the op runs on bfloat16 directly; outputs and gradients
+  equal the cast-to-float32 path's (the kernel computes in float32 and rounds once)."""
+  from tinyfaces_tf.models import batch_norm  # pylint: disable=import-outside-toplevel
+  x = tf.cast(_inputs(seed=5), tf.bfloat16)
+  with precision.policy_scope("mixed_bfloat16"):
+    native = _bfloat16_step(_layer(), x)
+    traced = _layer()
+    graph = tf.function(lambda v: traced(v, training=True)).get_concrete_function(x).graph
+    op_dtypes = {op.get_attr("T") for op in graph.get_operations()
+                 if op.type == "FusedBatchNormV3"}
+    assert batch_norm.bfloat16_kernels_registered()  # TensorFlow >= 2.13 on CPU and GPU
+    assert op_dtypes == {tf.bfloat16}
+    monkeypatch.setattr(batch_norm, "bfloat16_kernels_registered", lambda: False)
+    cast = _bfloat16_step(_layer(), x)
+  for a, b in zip(native, cast):
+    assert a.dtype == b.dtype
+    np.testing.assert_allclose(tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy(),
+                               rtol=1e-2, atol=1e-2)
+
+
+def test_bfloat16_kernels_must_exist_on_every_device_type(monkeypatch):
+  from tensorflow.core.framework import kernel_def_pb2  # pylint: disable=import-outside-toplevel
+  from tinyfaces_tf.models import batch_norm  # pylint: disable=import-outside-toplevel
+
+  def registry(devices_with_bfloat16):
+    def kernels_for(op):
+      del op
+      kernel_list = kernel_def_pb2.KernelList()
+      for device in ("CPU", "GPU"):
+        kernel = kernel_list.kernel.add(op="FusedBatchNormV3", device_type=device)
+        constraint = kernel.constraint.add(name="T")
+        constraint.allowed_values.list.type.append(tf.float32.as_datatype_enum)
+        if device in devices_with_bfloat16:
+          constraint.allowed_values.list.type.append(tf.bfloat16.as_datatype_enum)
+      return kernel_list
+    return kernels_for
+
+  for devices, expected in (({"CPU", "GPU"}, True), ({"CPU"}, False), (set(), False)):
+    monkeypatch.setattr(batch_norm.kernels, "get_registered_kernels_for_op", registry(devices))
+    batch_norm.bfloat16_kernels_registered.cache_clear()
+    assert batch_norm.bfloat16_kernels_registered() is expected
+  batch_norm.bfloat16_kernels_registered.cache_clear()

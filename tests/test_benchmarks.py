@@ -135,6 +135,7 @@ def test_public_implementation_config_has_its_shapes():
 @pytest.mark.parametrize("op_type,expected", [
     ("_MklNativeFusedConv2D", "conv forward"), ("_FusedConv2D", "conv forward"),
     ("_MklNativeConv2DBackpropFilter", "conv backward (filter)"),
+    ("_MklNativeConv2DBackpropFilterWithBias", "conv backward (filter)"),
     ("_MklFusedMatMul", "dense (matmul)")])
 def test_profile_categories_see_through_fused_kernel_names(op_type, expected):
   assert op_profile.category("discriminator_1/layer/op", op_type) == expected
