@@ -17,6 +17,7 @@ is built with random weights (no downloads), which does not change the work. FLO
 ``torch.utils.flop_counter.FlopCounterMode`` over one step; "bf16" runs the step under
 ``torch.autocast(dtype=torch.bfloat16)``, that implementation's natural mixed precision.
 """
+import functools
 import importlib.util
 import json
 import os
@@ -54,6 +55,7 @@ _VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 51
           512, 512, 512, 512, "M")
 
 
+@functools.lru_cache(maxsize=None)  # the stand-in registers itself: a second import finds it
 def _torchvision():
   """torchvision, or where it cannot load (a CUDA build of it beside a CPU build of torch: its ops
   library needs libtorch_cuda) a stand-in with what that models.py / tools.py use: VGG19 with
