@@ -4,6 +4,7 @@
   python benchmarks/detect.py --configs=demo,journal --policies=float32,mixed_bfloat16
   python benchmarks/detect.py --model=runs/demo/export         # time an existing export
   python benchmarks/detect.py --run_dir=runs/demo --root=data/demo   # AP per precision
+  python benchmarks/detect.py --configs=journal --profile_dir=/tmp/detect_profile  # + op time
 
 
 Each case builds the config's models under the policy (random weights unless --model), exports
@@ -26,6 +27,7 @@ from absl import app
 from absl import flags
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tinyfaces_tf import atomic
 from tinyfaces_tf import config as config_lib
@@ -37,6 +39,7 @@ from tinyfaces_tf.proposals.base import DEFAULT_MAX_ROIS
 
 import common  # benchmarks/, first on sys.path
 import layer_rates
+import op_profile
 
 _CONFIGS = flags.DEFINE_list("configs", ["demo", "journal"],
                              f"Configs to time: {sorted(common.CONFIGS)}.")
@@ -50,6 +53,9 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed images first (tracing, allo
 _ROOFLINE = flags.DEFINE_bool("roofline", True, "Measure the forward roofline and report MFU.")
 _ROOFLINE_BATCH = flags.DEFINE_integer("roofline_batch", 32, "RoIs per roofline call.")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures here.")
+_PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Also trace one more image per case with "
+                                   "the TF profiler (a folder per case here) and report its op "
+                                   "time per category (op_profile.py).")
 
 _IMAGE_SHAPE = (768, 1024, 3)
 
@@ -74,6 +80,21 @@ def time_detector(detector, n_rois, repeats, warmup):
     detector(image, boxes, scores)  # returns numpy: the call has finished
     seconds.append(time.perf_counter() - start)
   return common.Spread.of(seconds)
+
+
+def profile_detector(detector, n_rois, logdir):
+  """Op seconds of one traced image, {category: s} and {op type: s} (op_profile.py)."""
+  image, boxes, scores = random_inputs(n_rois)
+  tf.profiler.experimental.start(logdir)
+  detector(image, boxes, scores)
+  tf.profiler.experimental.stop()
+  by_category, by_type = op_profile.summarise(op_profile.op_times(logdir))
+  total = sum(by_category.values())
+  print(f"one image: summed op time {total:.2f} s; "
+        + ", ".join(f"{k} {v / total:.1%}" for k, v in by_category.most_common()))
+  print("top op types:", ", ".join(f"{t} {v / total:.1%}" for t, v in by_type.most_common(10)))
+  return {"op_seconds": dict(by_category.most_common()),
+          "op_types": dict(by_type.most_common(20))}
 
 
 def _row(name, policy, spread, n_rois, roi_flops, forward_rate):
@@ -161,12 +182,17 @@ def main(argv):
         generator, discriminator = task_lib.Task(cfg).build_models()
         with tempfile.TemporaryDirectory() as tmp:
           path = task_lib.Task(cfg).export(generator, discriminator, os.path.join(tmp, "export"))
-          spread = time_detector(export.SavedModelDetector(path), _ROIS.value, _REPEATS.value,
-                                 _WARMUP.value)
+          detector = export.SavedModelDetector(path)
+          spread = time_detector(detector, _ROIS.value, _REPEATS.value, _WARMUP.value)
+          profile = (profile_detector(detector, _ROIS.value,
+                                      os.path.join(_PROFILE_DIR.value, f"{name}_{policy}"))
+                     if _PROFILE_DIR.value else None)
       rate = (forward_roofline(cfg, generator, discriminator, common.compute_dtype(policy),
                                _ROOFLINE_BATCH.value) if _ROOFLINE.value else None)
       roi_flops = flops.detect_flops(generator, discriminator, cfg.crop.lr_size)
       report["cases"].append(_row(name, policy, spread, _ROIS.value, roi_flops, rate))
+      if profile:
+        report["cases"][-1]["profile"] = profile
       print(report["cases"][-1], flush=True)
   print("| config | policy | RoIs | ms/image (min-max) | RoIs/s | GFLOP/RoI | GFLOP/s | roofline "
         "| MFU |")
