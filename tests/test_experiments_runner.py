@@ -189,3 +189,28 @@ except Exception as e:
   assert lines[5] == os.path.join("R", "mtgan_coco_demo_windows", "mtgan_r50")
   assert lines[6].startswith("refused: --baseline_proposers: 'MTGAN (ResNet-50)=windows' is not "
                              "ROW=SPEC with ROW a baseline row of table mtgan2")
+
+
+def test_a_group_beside_its_proposers_data_is_stamped_and_an_unstamped_run_is_version_1(tmp_path):
+  """The sensitivity study writes a proposer's data (wider/, tfds/) into its group before the first
+  run: that is not a run of an older demo version. A run (a folder with config.json) in a group
+  without a stamp was made before stamps existed, from version 1."""
+  data = tmp_path / "demo"
+  demo.make_demo_dataset(data, train_images=0, val_images=1, test_images=0, seed=5)
+  fresh, legacy = tmp_path / "fresh", tmp_path / "legacy"
+  for folder in (fresh / "wider", fresh / "tfds", legacy / "seed0"):
+    folder.mkdir(parents=True)
+  (legacy / "seed0" / "config.json").write_text("{}")
+  code = ("import sys\nsys.path.insert(0, sys.argv[1])\nimport run\n"
+          "for group in sys.argv[3:]:\n"
+          "  try:\n    run.check_demo_data(group, sys.argv[2]); print('ok')\n"
+          "  except Exception as e:\n    print('refused', e)\n")
+  done = subprocess.run(
+      [sys.executable, "-c", code, os.path.join(REPO, "experiments"), str(data), str(fresh),
+       str(legacy)], capture_output=True, text=True, timeout=120, cwd=REPO,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  lines = done.stdout.splitlines()
+  assert lines[0] == "ok", done.stderr[-2000:]
+  assert json.loads((fresh / "demo_data.json").read_text())["version"] == demo.DATA_VERSION
+  assert lines[1].startswith(f"refused {legacy}: its runs were made from version 1 ")
+  assert not (legacy / "demo_data.json").exists()
