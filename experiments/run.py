@@ -213,10 +213,18 @@ def demo_data_version(root):
   return None
 
 
+def holds_runs(group):
+  """Whether ``group`` has a run in it (a folder with a config.json); a proposer's own data
+  beside the runs (the sensitivity study's wider/ and tfds/) is not one."""
+  from tinyfaces_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  return os.path.isdir(group) and any(
+      os.path.exists(os.path.join(group, entry, config_lib.CONFIG_FILE))
+      for entry in os.listdir(group))
+
+
 def check_demo_data(group, root):
   """Refuses to mix runs made from another version of the demo data into ``group`` (a finished
   run is reused as it is); stamps a new group with the version."""
-  from tinyfaces_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   version = demo_data_version(root)
   if version is None:
     return
@@ -224,10 +232,8 @@ def check_demo_data(group, root):
   if os.path.exists(stamp):
     with open(stamp) as f:
       recorded = json.load(f)["version"]
-  else:  # runs written before stamps existed were made from version 1; other entries (a
-    # proposer's own data beside its runs) are not runs
-    recorded = 1 if any(os.path.exists(os.path.join(group, entry, config_lib.CONFIG_FILE))
-                        for entry in (os.listdir(group) if os.path.isdir(group) else ())) else version
+  else:  # runs written before stamps existed were made from version 1
+    recorded = 1 if holds_runs(group) else version
   if recorded != version:
     raise app.UsageError(
         f"{group}: its runs were made from version {recorded} of the demo data, and {root} is "

@@ -130,7 +130,7 @@ def ensure_dataset(paths, train_images, val_images, seed, family="wider_face") -
     from tinyfaces_tf.data import demo_coco as maker
     make, meta = maker.make_coco_demo, maker.META_FILE
   else:
-    from tinyfaces_tf.data import demo as maker
+    maker = demo
     make, meta = maker.make_demo_dataset, maker.META_FILE
   version = demo.written_version(paths.data_dir, meta)
   if version is not None:

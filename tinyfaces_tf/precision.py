@@ -2,9 +2,9 @@
 
 Measured on the development CPUs (BUILD_NOTES.md, "Performance"): mixed_bfloat16 runs the paper
 train steps 1.8x (AVX512_BF16) to 2.5-3.3x (AMX) and the demo one about 2x faster than float32
-where the CPU has native bfloat16; without it bfloat16 is emulated and slower, so float32 stays. On GPUs,
-bfloat16 needs compute capability 8.0 (A100, H100) and no loss scaling; Volta/Turing (7.x) have
-float16 tensor cores only, so mixed_float16 with a LossScaleOptimizer.
+where the CPU has native bfloat16; without it bfloat16 is emulated and slower, so float32 stays.
+On GPUs, bfloat16 needs compute capability 8.0 (A100, H100) and no loss scaling; Volta/Turing
+(7.x) have float16 tensor cores only, so mixed_float16 with a LossScaleOptimizer.
 """
 import contextlib
 import os
