@@ -14,6 +14,8 @@ Signatures:
 The patch sizes, crop context, RoI budget, NMS and score fusion are the config's; the config is
 written to ``assets.extra/config.json`` (TF's place for files that travel with a SavedModel but
 are not loaded by the graph), so an export alone says how it was built and how it detects.
+The exported models are inference copies with each batch norm folded into the convolution before
+it (``batch_norm_folding``): the same outputs to float rounding, fewer memory-bound ops.
 """
 import dataclasses
 import os
@@ -24,6 +26,7 @@ import keras
 
 from tinyfaces_tf import config as config_lib
 from tinyfaces_tf.detection import detector as detector_lib
+from tinyfaces_tf.models import batch_norm_folding
 
 CONFIG_ASSET = os.path.join("assets.extra", config_lib.CONFIG_FILE)
 # Called with each stage name of an export ("written", "config", "old_moved", "new_moved"): a
@@ -58,6 +61,8 @@ def export_saved_model(generator, discriminator, path, config: config_lib.Experi
   """
   path = os.fspath(path).rstrip("/")
   recover(path)
+  generator = batch_norm_folding.fold_batch_norms(generator)
+  discriminator = batch_norm_folding.fold_batch_norms(discriminator)
   detector = detector_lib.Detector(generator, discriminator, config.crop, config.detect)
   archive = keras.export.ExportArchive()
   archive.track(generator)
