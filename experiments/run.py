@@ -40,7 +40,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-# experiments/table_rows.py, beside this script.
+# experiments/table_rows.py and ledger.py, beside this script.
+import ledger
 import table_rows
 from table_rows import SETTINGS, slug
 
@@ -78,6 +79,10 @@ flags.DEFINE_list("rows", None, "Only these rows (slugs of the row names; propos
 flags.DEFINE_integer("steps", None, "Override the GAN steps of every row.")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Train every row once per seed; the table "
                   "gives mean +- sample sd and the paired difference to the reference row.")
+flags.DEFINE_bool("reuse_ledger", True, "WIDER tables: take a row-seed's metrics from the ledger "
+                  "(<results_dir>/run_ledger_<scale>.json, every finished row-seed with the "
+                  "fingerprint of its config and inputs) instead of training it again; finished "
+                  "row-seeds are recorded there either way.")
 
 
 def _python(module, *args):
@@ -244,9 +249,73 @@ def check_demo_data(group, root):
       json.dump({"root": root, "version": version}, f)
 
 
+def ledger_fingerprint(flagfile, seed, inputs: Inputs) -> dict:
+  """The ledger's fingerprint parts of a WIDER row-seed, what decides its numbers: its config with
+  seed and steps, the demo data version, and the split files, ground truth and proposals its RoIs
+  and detections come from."""
+  from tinyfaces_tf import config as config_lib
+  from tinyfaces_tf.data import wider_face
+  train = {"seed": seed, **({"steps": FLAGS.steps} if FLAGS.steps else {})}
+  config = config_lib.replace(row_config(flagfile), train=train)
+  dataset = wider_face.WiderFace(inputs.wider_dir)
+  paths = [dataset.split_file(split) for split in ("train", "val")]
+  paths += [dataset.proposals_dir("train"), inputs.proposals_dir, inputs.gt_dir]
+  return ledger.fingerprint_parts(config_lib.to_json(config),
+                                 demo_data_version(inputs.wider_dir), [p for p in paths if p])
+
+
+# {run key: its ledger record, "reused": whether this command took it from the ledger} of every
+# WIDER row-seed this command used, for the provenance line of its report.
+USED_RECORDS = {}
+
+
 def train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None):
-  """Trains, exports, detects and evaluates one row with one seed; returns {label: metrics}
+  """One row with one seed: its metrics from the ledger when recorded there with the same
+  fingerprint, else trained, exported, detected, evaluated and recorded. Returns {label: metrics}
   (ours, and the proposer's own scores as ``baseline_label`` if given)."""
+  if inputs.coco:  # COCO runs share exports across tables (the ensemble): no ledger
+    return _train_and_evaluate(flagfile, seed, out, inputs, baseline_label)
+  path = ledger.path_of(FLAGS.results_dir, FLAGS.scale)
+  key = os.path.relpath(out, FLAGS.runs_dir)
+  parts = ledger_fingerprint(flagfile, seed, inputs)
+  labels = [OURS] + ([baseline_label] if baseline_label else [])
+  found, why_not = ledger.lookup(path, key, parts, labels)
+  finished_here = os.path.exists(metrics_file(inputs, os.path.join(out, "eval")))
+  if not found and not finished_here:
+    logging.info("%s: %s in %s; training it", key, why_not, path)
+  if found and FLAGS.reuse_ledger and not finished_here:
+    logging.info("%s: recorded in %s (%s, %s, commit %s); not trained again", key, path,
+                 found["machine"], found["date"], found["commit"])
+    USED_RECORDS[key] = {**found, "reused": True}
+    return found["metrics"]
+  metrics = _train_and_evaluate(flagfile, seed, out, inputs, baseline_label)
+  if found is None or found["metrics"] != metrics:
+    found = ledger.record(path, key, parts, metrics, REPO)
+  USED_RECORDS[key] = {**found, "reused": False}
+  return metrics
+
+
+def provenance():
+  """{run key: machine, date, commit, reused} of the row-seeds this command used."""
+  return {key: {field: record[field] for field in ("machine", "date", "commit", "reused")}
+          for key, record in sorted(USED_RECORDS.items())}
+
+
+def provenance_line():
+  """Where this report's trained row-seeds were made: counts per machine, and how many came from
+  the ledger (empty when none were used)."""
+  if not USED_RECORDS:
+    return ""
+  machines = {}
+  for record in USED_RECORDS.values():
+    machines[record["machine"]] = machines.get(record["machine"], 0) + 1
+  reused = sum(record["reused"] for record in USED_RECORDS.values())
+  return (f"Trained row-seeds: {len(USED_RECORDS)}, {reused} of them taken from the run ledger "
+          f"`{os.path.basename(ledger.path_of(FLAGS.results_dir, FLAGS.scale))}`; made on "
+          + "; ".join(f"{name} ({count})" for name, count in sorted(machines.items())) + ".")
+
+
+def _train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None):
   check_demo_data(os.path.dirname(out), inputs.wider_dir)
   eval_dir = os.path.join(out, "eval")
   if os.path.exists(metrics_file(inputs, eval_dir)):
@@ -444,7 +513,8 @@ def write_table(rows, aps_by_name, seeds, path):
            f"{what}. Command: `python experiments/run.py --table={FLAGS.table} "
            f"--scale={FLAGS.scale} --seeds={seed_text}`.",
            f"Trained rows: mean ± sample sd over seeds {seed_text}; a baseline (the "
-           "proposer's own scores) has one value per seed it was written with.", "",
+           "proposer's own scores) has one value per seed it was written with.",
+           *filter(None, [provenance_line()]), "",
            "| row | " + " | ".join(names) + " | " + " | ".join(f"paper {n}" for n in names)
            + " |", "|---|" + "---|" * (2 * len(names))]
   for row in rows:
@@ -473,7 +543,8 @@ def write_table(rows, aps_by_name, seeds, path):
                 "aps": aps_by_name.get(row.name)} for row in rows],
       "comparisons": {name: {s: {**dataclasses.asdict(d), "verdict": v}
                              for s, (d, v) in per_setting.items()}
-                      for name, per_setting in comparisons.items()}})
+                      for name, per_setting in comparisons.items()},
+      "runs": provenance()})
 
 
 def write_context_figure(inputs: Inputs, path):
@@ -566,7 +637,12 @@ def run_sensitivity(seeds):
                                          result_files.read_result_dir(inputs.proposals_dir))
     rows.append((proposer, aps[0][proposer], [ap[OURS] for ap in aps], recall))
     curves_dirs[proposer] = inputs.proposals_dir
-    curves_dirs[f"ours on {proposer}"] = os.path.join(root, f"seed{seeds[0]}", "results")
+    results = os.path.join(root, f"seed{seeds[0]}", "results")
+    if os.path.isdir(results):  # not when the row-seed's metrics came from the ledger
+      curves_dirs[f"ours on {proposer}"] = results
+    else:
+      logging.warning("%s: not here (seed %d of %s taken from the ledger): no PR curve of ours",
+                      results, seeds[0], proposer)
   figure_dir = os.path.join(FLAGS.results_dir, f"{SENSITIVITY}_{FLAGS.scale}_pr")
   report.evaluate_dirs(curves_dirs, ground_truth_dir(FLAGS.wider_dir), figure_dir)
   write_sensitivity_table(rows, seeds, os.path.join(FLAGS.results_dir,
@@ -583,7 +659,8 @@ def write_sensitivity_table(rows, seeds, path):
            "columns: the journal's default baseline (beside MTCNN) and its weaker one (beside "
            "the LBP cascade). Command: `python experiments/run.py --table=sensitivity "
            f"--scale={FLAGS.scale} --seeds={seed_text}`. PR curves: "
-           f"`{SENSITIVITY}_{FLAGS.scale}_pr/pr_curves.png`.", "",
+           f"`{SENSITIVITY}_{FLAGS.scale}_pr/pr_curves.png`.",
+           *filter(None, [provenance_line()]), "",
            "| proposer | proposer E/M/H | ours E/M/H | Δ ours - proposer E / M / H (95% t) | "
            "paper proposer | paper ours |", "|---|---|---|---|---|---|"]
   payload = []
@@ -602,7 +679,8 @@ def write_sensitivity_table(rows, seeds, path):
   for proposer, _, _, recall in rows:
     lines.append(f"| {proposer} | " + " | ".join(
         f"{fmt(recall[b]['recall'])} ({recall[b]['faces']})" for b in bins) + " |")
-  write_report(path, lines, {"scale": FLAGS.scale, "seeds": seeds, "rows": payload})
+  write_report(path, lines, {"scale": FLAGS.scale, "seeds": seeds, "rows": payload,
+                             "runs": provenance()})
 
 
 def run_coco_table(seeds):

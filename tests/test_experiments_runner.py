@@ -214,3 +214,101 @@ def test_a_group_beside_its_proposers_data_is_stamped_and_an_unstamped_run_is_ve
   assert json.loads((fresh / "demo_data.json").read_text())["version"] == demo.DATA_VERSION
   assert lines[1].startswith(f"refused {legacy}: its runs were made from version 1 ")
   assert not (legacy / "demo_data.json").exists()
+
+
+def load_ledger():
+  spec = importlib.util.spec_from_file_location("experiments_ledger",
+                                                os.path.join(REPO, "experiments", "ledger.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_ledger_fingerprint_covers_config_data_version_and_every_input_byte(tmp_path):
+  ledger = load_ledger()
+  proposals = tmp_path / "proposals" / "val" / "event"
+  proposals.mkdir(parents=True)
+  (proposals / "a.txt").write_text("a\n1\n0 0 10 10 0.9\n")
+  split = tmp_path / "gt.txt"
+  split.write_text("a.jpg\n0\n0 0 0 0 0 0 0 0 0 0\n")
+  inputs = [str(tmp_path / "proposals"), str(split)]
+  parts = ledger.fingerprint_parts('{"seed": 0}', 2, inputs)
+  base = ledger.digest(parts)
+  assert base == ledger.fingerprint('{"seed": 0}', 2, list(reversed(inputs)))  # order-free
+  assert base != ledger.fingerprint('{"seed": 1}', 2, inputs)
+  assert base != ledger.fingerprint('{"seed": 0}', 1, inputs)
+  (proposals / "a.txt").write_text("a\n1\n0 0 10 10 0.8\n")  # one score changed
+  changed_parts = ledger.fingerprint_parts('{"seed": 0}', 2, inputs)
+  assert ledger.digest(changed_parts) != base
+  (proposals / "a.txt").rename(proposals / "b.txt")  # same bytes, another image
+  assert ledger.fingerprint('{"seed": 0}', 2, inputs) not in (base, ledger.digest(changed_parts))
+  # Records: a lookup needs the same fingerprint and every label asked for, else says why not.
+  path = str(tmp_path / "results" / "run_ledger_demo.json")
+  assert ledger.lookup(path, "t/ours", parts, ["ours"]) == (None, "not recorded")
+  entry = ledger.record(path, "t/ours", parts, {"ours": {"easy": 0.5}}, REPO)
+  assert entry["machine"] and entry["date"]
+  found, _ = ledger.lookup(path, "t/ours", parts, ["ours"])
+  assert found["metrics"] == {"ours": {"easy": 0.5}}
+  assert ledger.lookup(path, "t/ours", changed_parts, ["ours"]) == (
+      None, "recorded with another inputs")
+  assert ledger.lookup(path, "t/ours", parts, ["ours", "mtcnn"]) == (
+      None, "recorded without mtcnn")
+  assert ledger.lookup(path, "t/ours_seed1", parts, ["ours"])[0] is None
+  assert json.loads(open(path).read())["t/ours"]["fingerprint"] == base
+
+
+def test_a_row_seed_in_the_ledger_is_not_trained_again(tmp_path):
+  """A trained row whose seed is recorded with the fingerprint of its config and inputs comes
+  from the ledger: no run directory, no training (there is no training data here, so a training
+  attempt would fail), its numbers in the table and a provenance line; once a proposal changes,
+  the record no longer matches."""
+  data = tmp_path / "demo"
+  demo.make_demo_dataset(data, train_images=0, val_images=2, test_images=0, seed=5)
+  for image in wider_face.read_bbx_gt(wider_face.split_file(str(data), "val")):
+    boxes = np.array([[f.x, f.y, f.w, f.h] for f in image.faces], np.float32).reshape(-1, 4)
+    result_files.write_result_file(str(data / "proposals" / "val"), image.name, boxes,
+                                   np.linspace(1.0, 0.5, len(boxes)))
+  results, runs = tmp_path / "results", tmp_path / "runs"
+  args = ["--table=2", "--seeds=0", f"--wider_dir={data}", f"--data_dir={tmp_path / 'none'}",
+          f"--runs_dir={runs}", f"--results_dir={results}"]
+  script = f"""
+import json, os, sys
+sys.path.insert(0, os.path.join({REPO!r}, "experiments"))
+sys.argv = ["run.py"]
+import run
+from absl import flags
+flags.FLAGS(["run.py", *{args!r}])
+inputs = run.Inputs({str(data)!r}, "none", {str(data / "proposals" / "val")!r})
+print(json.dumps(run.ledger_fingerprint("table2/ours.cfg", 0, inputs)))
+"""
+  fingerprint = lambda: json.loads(subprocess.run(
+      [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout)
+  recorded = fingerprint()
+  assert recorded["data_version"] == demo.DATA_VERSION
+  ledger = load_ledger()
+  ledger.record(str(results / "run_ledger_demo.json"),
+                os.path.join("table2_demo", "ours_mse_adv_cls"), recorded, {"ours": {"easy": 0.5, "medium": 0.625, "hard": 0.75}}, REPO)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  (tmp_path / "none").mkdir()
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, "experiments", "run.py"), *args,
+       "--rows=baseline_proposer,ours_mse_adv_cls"],
+      env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert not (runs / "table2_demo" / "ours_mse_adv_cls").exists()
+  table = (results / "table2_demo.md").read_text()
+  assert "| Ours (MSE + adv + cls) | 0.500 | 0.625 | 0.750 |" in table
+  assert "Trained row-seeds: 1, 1 of them taken from the run ledger" in table
+  # Ours - baseline (AP 1.0 on ground-truth proposals), one seed.
+  assert "| Ours (MSE + adv + cls) | Baseline (proposer) | -0.500 one seed |" in table
+  report = json.loads((results / "table2_demo.json").read_text())
+  assert report["runs"][os.path.join("table2_demo", "ours_mse_adv_cls")]["reused"] is True
+  # One proposal score changed: another fingerprint, the record is not this run's any more.
+  first = sorted((data / "proposals" / "val").rglob("*.txt"))[0]
+  lines = first.read_text().splitlines()  # name, count, then "x y w h score" per box
+  lines[2] = lines[2].rsplit(" ", 1)[0] + " 0.99"
+  first.write_text("\n".join(lines) + "\n")
+  now = fingerprint()
+  assert (now["config"], now["data_version"]) == (recorded["config"], recorded["data_version"])
+  assert now["inputs"] != recorded["inputs"]
