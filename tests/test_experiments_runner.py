@@ -46,21 +46,23 @@ def test_baseline_row_of_perfect_proposals_fills_the_table(tmp_path):
 
 
 def test_mean_sd_is_the_sample_standard_deviation():
-  spec = importlib.util.spec_from_file_location("experiments_table_rows",
-                                                os.path.join(REPO, "experiments", "table_rows.py"))
-  table_rows = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(table_rows)
+  table_rows = load_table_rows()
   values = [0.61, 0.68, 0.66]
   assert table_rows.mean_sd(values) == pytest.approx((np.mean(values), np.std(values, ddof=1)))
   assert table_rows.mean_sd([0.5]) == (0.5, None)
 
 
-def load_table_rows():
-  spec = importlib.util.spec_from_file_location("experiments_table_rows",
-                                                os.path.join(REPO, "experiments", "table_rows.py"))
+def load_experiments_module(name):
+  """experiments/<name>.py (flag-free helpers beside run.py), imported without run.py's flags."""
+  spec = importlib.util.spec_from_file_location(f"experiments_{name}",
+                                                os.path.join(REPO, "experiments", f"{name}.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def load_table_rows():
+  return load_experiments_module("table_rows")
 
 
 def test_paired_difference_is_the_t_interval_worked_by_hand():
@@ -217,11 +219,7 @@ def test_a_group_beside_its_proposers_data_is_stamped_and_an_unstamped_run_is_ve
 
 
 def load_ledger():
-  spec = importlib.util.spec_from_file_location("experiments_ledger",
-                                                os.path.join(REPO, "experiments", "ledger.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_experiments_module("ledger")
 
 
 def test_ledger_fingerprint_covers_config_data_version_and_every_input_byte(tmp_path):
