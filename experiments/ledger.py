@@ -66,16 +66,29 @@ def fingerprint(config_json: str, data_version: Optional[int], input_paths: Iter
   return digest(fingerprint_parts(config_json, data_version, input_paths))
 
 
-def machine() -> str:
-  """The CPU model (what the cross-machine noise depends on), else the platform."""
+# The widest matrix / vector extension names the kernels a CPU runs ("AMD EPYC" alone has been
+# both an AVX2 and an avx512_bf16 machine here), widest first.
+CPU_EXTENSIONS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+
+
+def machine(cpuinfo: str = "/proc/cpuinfo") -> str:
+  """The CPU model and its widest extension (what the cross-machine noise depends on), else the
+  platform."""
+  model, flags = None, set()
   try:
-    with open("/proc/cpuinfo") as f:
+    with open(cpuinfo) as f:
       for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model is None:
+          model = value.strip()
+        elif key.strip() == "flags" and not flags:
+          flags = set(value.split())
   except OSError:
     pass
-  return platform.processor() or platform.machine()
+  if model is None:
+    return platform.processor() or platform.machine()
+  widest = next((name for name in CPU_EXTENSIONS if name in flags), None)
+  return f"{model} ({widest})" if widest else model
 
 
 def _commit(repo: str) -> Optional[str]:

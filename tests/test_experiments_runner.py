@@ -253,6 +253,13 @@ def test_ledger_fingerprint_covers_config_data_version_and_every_input_byte(tmp_
       None, "recorded without mtcnn")
   assert ledger.lookup(path, "t/ours_seed1", parts, ["ours"])[0] is None
   assert json.loads(open(path).read())["t/ours"]["fingerprint"] == base
+  # The machine: the CPU model and its widest extension (AMD EPYC has been AVX2 and AVX-512 here).
+  cpuinfo = tmp_path / "cpuinfo"
+  cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f "
+                     "avx512_bf16\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu\n")
+  assert ledger.machine(str(cpuinfo)) == "AMD EPYC (avx512_bf16)"
+  cpuinfo.write_text("model name\t: Some CPU\nflags\t\t: fpu sse2\n")
+  assert ledger.machine(str(cpuinfo)) == "Some CPU"
 
 
 def test_a_row_seed_in_the_ledger_is_not_trained_again(tmp_path):
