@@ -31,16 +31,14 @@ def _hash_files(digest, paths: Iterable[str]):
   a folder stands for every file below it. A missing path is hashed as missing."""
   for path in sorted(paths):
     if os.path.isdir(path):
-      files = sorted(os.path.join(parent, name) for parent, _, names in os.walk(path)
-                     for name in names)
-      for file in files:
-        digest.update(os.path.relpath(file, path).encode() + b"\0")
-        with open(file, "rb") as f:
-          digest.update(hashlib.sha256(f.read()).digest())
+      files = [(os.path.relpath(file, path), file) for file in sorted(
+          os.path.join(parent, name) for parent, _, names in os.walk(path) for name in names)]
     else:
-      digest.update(os.path.basename(path).encode() + b"\0")
-      if os.path.exists(path):
-        with open(path, "rb") as f:
+      files = [(os.path.basename(path), path)]
+    for name, file in files:
+      digest.update(name.encode() + b"\0")
+      if os.path.exists(file):
+        with open(file, "rb") as f:
           digest.update(hashlib.sha256(f.read()).digest())
       else:
         digest.update(b"missing")

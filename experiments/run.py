@@ -29,6 +29,7 @@ their proposer (`--proposer`: selective search at demo scale, a detector's COCO 
 paper scale) cuts the training RoIs at demo scale and is re-scored at test time, and the
 baseline row is its own detections.
 """
+import collections
 import dataclasses
 import json
 import math
@@ -306,9 +307,7 @@ def provenance_line():
   the ledger (empty when none were used)."""
   if not USED_RECORDS:
     return ""
-  machines = {}
-  for record in USED_RECORDS.values():
-    machines[record["machine"]] = machines.get(record["machine"], 0) + 1
+  machines = collections.Counter(record["machine"] for record in USED_RECORDS.values())
   reused = sum(record["reused"] for record in USED_RECORDS.values())
   return (f"Trained row-seeds: {len(USED_RECORDS)}, {reused} of them taken from the run ledger "
           f"`{os.path.basename(ledger.path_of(FLAGS.results_dir, FLAGS.scale))}`; made on "

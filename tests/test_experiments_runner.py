@@ -16,13 +16,18 @@ from tinyfaces_tf.data import wider_face
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_baseline_row_of_perfect_proposals_fills_the_table(tmp_path):
-  data = tmp_path / "demo"
-  demo.make_demo_dataset(data, train_images=0, val_images=3, test_images=0, seed=5)
+def demo_with_perfect_proposals(data, val_images):
+  """A small demo val split whose proposals are its ground-truth boxes (scores 1.0 down to 0.5)."""
+  demo.make_demo_dataset(data, train_images=0, val_images=val_images, test_images=0, seed=5)
   for image in wider_face.read_bbx_gt(wider_face.split_file(str(data), "val")):
     boxes = np.array([[f.x, f.y, f.w, f.h] for f in image.faces], np.float32).reshape(-1, 4)
     result_files.write_result_file(str(data / "proposals" / "val"), image.name, boxes,
-                                 np.linspace(1.0, 0.5, len(boxes)))
+                                   np.linspace(1.0, 0.5, len(boxes)))
+
+
+def test_baseline_row_of_perfect_proposals_fills_the_table(tmp_path):
+  data = tmp_path / "demo"
+  demo_with_perfect_proposals(data, val_images=3)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
   done = subprocess.run(
       [sys.executable, os.path.join(REPO, "experiments", "run.py"), "--table=2",
@@ -268,11 +273,7 @@ def test_a_row_seed_in_the_ledger_is_not_trained_again(tmp_path):
   attempt would fail), its numbers in the table and a provenance line; once a proposal changes,
   the record no longer matches."""
   data = tmp_path / "demo"
-  demo.make_demo_dataset(data, train_images=0, val_images=2, test_images=0, seed=5)
-  for image in wider_face.read_bbx_gt(wider_face.split_file(str(data), "val")):
-    boxes = np.array([[f.x, f.y, f.w, f.h] for f in image.faces], np.float32).reshape(-1, 4)
-    result_files.write_result_file(str(data / "proposals" / "val"), image.name, boxes,
-                                   np.linspace(1.0, 0.5, len(boxes)))
+  demo_with_perfect_proposals(data, val_images=2)
   results, runs = tmp_path / "results", tmp_path / "runs"
   args = ["--table=2", "--seeds=0", f"--wider_dir={data}", f"--data_dir={tmp_path / 'none'}",
           f"--runs_dir={runs}", f"--results_dir={results}"]
