@@ -78,6 +78,8 @@ flags.DEFINE_string("results_dir", os.path.join(HERE, "results"), "Where table<N
 flags.DEFINE_list("rows", None, "Only these rows (slugs of the row names; proposers for the "
                   "sensitivity study).")
 flags.DEFINE_integer("steps", None, "Override the GAN steps of every row.")
+flags.DEFINE_integer("pretrain_steps", None, "Override the MSE pre-training steps of every row "
+                     "(with --steps, a quick smoke run of a whole table).")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Train every row once per seed; the table "
                   "gives mean +- sample sd and the paired difference to the reference row.")
 flags.DEFINE_bool("reuse_ledger", True, "WIDER tables: take a row-seed's metrics from the ledger "
@@ -250,13 +252,19 @@ def check_demo_data(group, root):
       json.dump({"root": root, "version": version}, f)
 
 
+def schedule_overrides() -> dict:
+  """{train config field: value} that --steps and --pretrain_steps set for every row."""
+  overrides = {"steps": FLAGS.steps, "pretrain_steps": FLAGS.pretrain_steps}
+  return {name: value for name, value in overrides.items() if value is not None}
+
+
 def ledger_fingerprint(flagfile, seed, inputs: Inputs) -> dict:
   """The ledger's fingerprint parts of a WIDER row-seed, what decides its numbers: its config with
   seed and steps, the demo data version, and the split files, ground truth and proposals its RoIs
   and detections come from."""
   from tinyfaces_tf import config as config_lib
   from tinyfaces_tf.data import wider_face
-  train = {"seed": seed, **({"steps": FLAGS.steps} if FLAGS.steps else {})}
+  train = {"seed": seed, **schedule_overrides()}
   config = config_lib.replace(row_config(flagfile), train=train)
   dataset = wider_face.WiderFace(inputs.wider_dir)
   paths = [dataset.split_file(split) for split in ("train", "val")]
@@ -341,8 +349,8 @@ def _train_and_evaluate(flagfile, seed, out, inputs: Inputs, baseline_label=None
       task_lib.Task(config, inputs.wider_dir).build_rois(
           inputs.data_dir, proposer=inputs.proposer if inputs.coco else None)
     train_args = [f"--flagfile={path}" for path in row_flagfiles(flagfile)]
-    if FLAGS.steps:
-      train_args.append(f"--config.train.steps={FLAGS.steps}")
+    train_args += [f"--config.train.{name}={value}"
+                   for name, value in schedule_overrides().items()]
     train_args.append(f"--config.train.seed={seed}")
     _python("tinyfaces_tf.cli.train", *train_args, f"--data_dir={inputs.data_dir}",
             f"--out_dir={out}", "--export")

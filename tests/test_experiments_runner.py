@@ -129,7 +129,8 @@ def test_coco_table_baseline_and_ensemble_rows(tmp_path):
   for rows in ("mtgan_resnet_50,ensemble", "baseline_proposer,mtgan_resnet_50,ensemble"):
     done = subprocess.run(
         [sys.executable, os.path.join(REPO, "experiments", "run.py"), "--table=mtgan6",
-         f"--rows={rows}", "--seeds=0", "--steps=1", "--proposer=windows",
+         f"--rows={rows}", "--seeds=0", "--steps=1", "--pretrain_steps=1",
+         "--proposer=windows",
          f"--coco_dir={data}", f"--data_dir={tmp_path / 'tfds'}",
          f"--runs_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}"],
         env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
