@@ -77,9 +77,9 @@ flags.DEFINE_string("results_dir", os.path.join(HERE, "results"), "Where table<N
                     ".json and the figures go.")
 flags.DEFINE_list("rows", None, "Only these rows (slugs of the row names; proposers for the "
                   "sensitivity study).")
-flags.DEFINE_integer("steps", None, "Override the GAN steps of every row.")
+flags.DEFINE_integer("steps", None, "Override the GAN steps of every row.", lower_bound=0)
 flags.DEFINE_integer("pretrain_steps", None, "Override the MSE pre-training steps of every row "
-                     "(with --steps, a quick smoke run of a whole table).")
+                     "(with --steps, a quick smoke run of a whole table).", lower_bound=0)
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Train every row once per seed; the table "
                   "gives mean +- sample sd and the paired difference to the reference row.")
 flags.DEFINE_bool("reuse_ledger", True, "WIDER tables: take a row-seed's metrics from the ledger "
@@ -260,8 +260,8 @@ def schedule_overrides() -> dict:
 
 def ledger_fingerprint(flagfile, seed, inputs: Inputs) -> dict:
   """The ledger's fingerprint parts of a WIDER row-seed, what decides its numbers: its config with
-  seed and steps, the demo data version, and the split files, ground truth and proposals its RoIs
-  and detections come from."""
+  seed and schedule overrides, the demo data version, and the split files, ground truth and
+  proposals its RoIs and detections come from."""
   from tinyfaces_tf import config as config_lib
   from tinyfaces_tf.data import wider_face
   train = {"seed": seed, **schedule_overrides()}

@@ -50,7 +50,7 @@ def _train_twice_in_one_process(tmp):
     task.export(gan.generator, gan.discriminator, os.path.join(out, "export"))
     jobs.detect_split(export.SavedModelDetector(os.path.join(out, "export")),
                       dataset.images_dir("val"), dataset.names("val"),
-                      proposals.make_proposer("windows", max_rois=100),  # not 600: 6x less detection
+                      proposals.make_proposer("windows", max_rois=100),  # 600 is 6x slower
                       os.path.join(out, "results"))
     aps = report.evaluate_dirs({"ours": os.path.join(out, "results")},
                                dataset.ground_truth_dir, os.path.join(out, "eval"))
