@@ -51,18 +51,21 @@ def _schedule(base, boundaries, factor):
 
 
 def enable_determinism():
-  """Op determinism with one inter-op thread: the same seed repeats a run bit for bit within a
-  process; across processes a run may still drift (BUILD_NOTES.md, "Noise floor").
+  """Op determinism, one inter-op thread and Grappler's arithmetic optimizer off: the same seed
+  repeats a run bit for bit, within a process and across processes (BUILD_NOTES.md, "Noise
+  floor").
 
   Op determinism alone is not enough on CPU. Measured here (2-core AMD EPYC, demo-scale GAN step,
   batch 32, 10 steps from the same weights and batches in one process): with several inter-op
   threads the weights differ between repeats; with one they agree in every repeat, for about 20 %
-  of the step's speed. Two processes can still differ by one ulp after a few steps (also with
-  one intra-op thread and with oneDNN off), which the GAN then amplifies. Must run before
+  of the step's speed. Across processes, about one process in seven optimized the combined D + G
+  step's graph into a second variant that rounds differently (its first step already differs);
+  with the arithmetic optimizer off, every process built the same one. Must run before
   TensorFlow's runtime starts (before the first op or the distribution strategy).
   """
   tf.config.experimental.enable_op_determinism()
   tf.config.threading.set_inter_op_parallelism_threads(1)
+  tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
 def make_optimizers(opt, steps_per_epoch):
