@@ -16,6 +16,7 @@ its model's sustained rate in the policy's compute dtype, measured by roofline.p
 a CPU (VmHWM, reset before each case), the GPU allocator's peak on a GPU.
 """
 import gc
+import itertools
 
 from absl import app
 from absl import flags
@@ -39,8 +40,11 @@ _JIT = flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings.")
 _SHARED = flags.DEFINE_list("shared_generator_forward", ["false"],
                             "train.shared_generator_forward settings (one G forward per step).")
 _BATCH = flags.DEFINE_integer("batch", None, "RoIs per step (default: the config's batch).")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (median, min, max reported).")
-_WARMUP = flags.DEFINE_integer("warmup", 2, "Steps before timing (tracing, allocator warm-up).")
+_SPE = flags.DEFINE_list("steps_per_execution", ["1"],
+                         "Keras steps_per_execution settings: steps per call of the compiled "
+                         "train function (fewer host round trips per step).")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed executions (median, min, max reported per step).")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Executions before timing (tracing, allocator warm-up).")
 _ROOFLINE = flags.DEFINE_bool("roofline", True, "Measure the roofline here and report MFU.")
 _REPEATS = flags.DEFINE_integer("roofline_repeats", 3, "Timed calls per roofline shape.")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures here.")
@@ -52,8 +56,9 @@ def _bool(text):
   return text == "true"
 
 
-def time_case(cfg, policy, jit, steps, warmup):
-  """(Spread of step seconds, peak MiB) of one case."""
+def time_case(cfg, policy, jit, steps, warmup, steps_per_execution=1):
+  """(Spread of step seconds, peak MiB) of one case. ``steps`` and ``warmup`` count executions
+  of the train function (``steps_per_execution`` steps each); the spread is per step."""
   keras.backend.clear_session()
   gc.collect()
   common.reset_peak_memory()
@@ -65,12 +70,14 @@ def time_case(cfg, policy, jit, steps, warmup):
     g_opt, d_opt, _ = loop.make_optimizers(cfg.optimizer, 1)
     gan = models.TinyFacesGAN(generator, discriminator, cfg.loss,
                               shared_generator_forward=tc.shared_generator_forward)
-    gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit)
+    gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit,
+                steps_per_execution=steps_per_execution)
     dataset = task.build_synthetic_dataset()(tc.seed).prefetch(2)
-    timer = common.StepTimer()
-    gan.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, shuffle=False,
-            callbacks=[timer])
-  return common.Spread.of(timer.seconds[warmup:]), common.peak_memory_mib()
+    timer = common.StepTimer()  # Keras calls batch callbacks once per execution
+    gan.fit(dataset, steps_per_epoch=(warmup + steps) * steps_per_execution, epochs=1,
+            verbose=0, shuffle=False, callbacks=[timer])
+  per_step = [s / steps_per_execution for s in timer.seconds[warmup:]]
+  return common.Spread.of(per_step), common.peak_memory_mib()
 
 
 def main(argv):
@@ -101,12 +108,12 @@ def main(argv):
                                   for jit, rates in rates_by_jit.items()}
     for policy in _POLICIES.value:
       for jit in map(_bool, _JIT.value):
-        for shared in map(_bool, _SHARED.value):
+        for shared, spe in itertools.product(map(_bool, _SHARED.value), map(int, _SPE.value)):
           case_cfg = config_lib.replace(cfg, train={"shared_generator_forward": shared})
           row = {"config": name, "batch": batch, "policy": policy, "jit": jit,
-                 "shared_generator_forward": shared}
+                 "shared_generator_forward": shared, "steps_per_execution": spe}
           try:
-            spread, peak_mib = time_case(case_cfg, policy, jit, _STEPS.value, _WARMUP.value)
+            spread, peak_mib = time_case(case_cfg, policy, jit, _STEPS.value, _WARMUP.value, spe)
           except Exception as e:  # report and go on: e.g. XLA lacking a kernel on this device
             row["error"] = f"{e!r:.300}"
             print(row, flush=True)
@@ -133,16 +140,18 @@ def main(argv):
 
 
 def _print_table(cases):
-  print("| config | batch | policy | jit | shared G fwd | ms/step (min-max) | RoIs/s | GFLOP/RoI "
-        "| GFLOP/s | roofline | MFU | peak MiB |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+  print("| config | batch | policy | jit | shared G fwd | steps/exec | ms/step (min-max) | RoIs/s "
+        "| GFLOP/RoI | GFLOP/s | roofline | MFU | peak MiB |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
   for c in cases:
     if "error" in c:
       print(f"| {c['config']} | {c['batch']} | {c['policy']} | {c['jit']} | "
-            f"{c['shared_generator_forward']} | failed: {c['error'][:60]} |")
+            f"{c['shared_generator_forward']} | {c.get('steps_per_execution', 1)} | "
+          f"failed: {c['error'][:60]} |")
       continue
     print(f"| {c['config']} | {c['batch']} | {c['policy']} | {c['jit']} | "
-          f"{c['shared_generator_forward']} | {c['ms_per_step']:,} ({c['ms_min']:,}-"
+          f"{c['shared_generator_forward']} | {c.get('steps_per_execution', 1)} | "
+          f"{c['ms_per_step']:,} ({c['ms_min']:,}-"
           f"{c['ms_max']:,}) | {c['rois_per_s']} | {c['gflop_per_roi']} | "
           f"{c['achieved_gflops']} | {c.get('roofline_gflops', '-')} | {c.get('mfu', '-')} | "
           f"{c['peak_mib']:,} |")
