@@ -125,6 +125,20 @@ def test_spread_and_peak_memory():
   del block
 
 
+def test_step_timer_records_one_interval_per_execution():
+  """train_step.py divides each interval by steps_per_execution: Keras must call the batch
+  callbacks once per execution, not once per step."""
+  import keras  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+  model.compile(optimizer="sgd", loss="mse", steps_per_execution=3)
+  timer = common.StepTimer()
+  x, y = np.zeros((24, 4), np.float32), np.zeros((24, 1), np.float32)
+  model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[timer])
+  assert len(timer.seconds) == 12 // 3
+  assert int(model.optimizer.iterations.numpy()) == 12
+
+
 def test_public_implementation_config_has_its_shapes():
   cfg = common.get_config("public")
   assert (cfg.crop.lr_size, cfg.crop.hr_size, cfg.train.batch_size) == (32, 128, 16)
