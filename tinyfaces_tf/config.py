@@ -89,8 +89,8 @@ class TrainConfig:
     keep_checkpoints: checkpoints kept on disk.
     seed: seed of weight init and the input order.
     deterministic: op determinism, one inter-op thread, a fixed input order and Grappler's
-      arithmetic optimizer off (same seed -> the same run bit for bit, also in another process
-      on the same machine; training.loop.enable_determinism).
+      arithmetic optimizer off (same seed -> the same run bit for bit within a process; across
+      processes short runs repeat, long ones can drift; training.loop.enable_determinism).
     shared_generator_forward: one G forward per GAN step, shared by the D and G updates (the D
       update then sees SR made with G's batch statistics; models.TinyFacesGAN).
   """
