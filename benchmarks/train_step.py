@@ -56,6 +56,12 @@ def _bool(text):
   return text == "true"
 
 
+def _steps_per_execution(text):
+  if not text.isdigit() or int(text) < 1:
+    raise app.UsageError(f"--steps_per_execution: expected integers >= 1, got {text!r}")
+  return int(text)
+
+
 def time_case(cfg, policy, jit, steps, warmup, steps_per_execution=1):
   """(Spread of step seconds, peak MiB) of one case. ``steps`` and ``warmup`` count executions
   of the train function (``steps_per_execution`` steps each); the spread is per step."""
@@ -82,6 +88,7 @@ def time_case(cfg, policy, jit, steps, warmup, steps_per_execution=1):
 
 def main(argv):
   del argv
+  spes = [_steps_per_execution(text) for text in _SPE.value]  # before any timing
   report = {"machine": common.machine(), "steps": _STEPS.value, "warmup": _WARMUP.value,
             "roofline": {}, "cases": []}
   print(report["machine"], flush=True)
@@ -108,7 +115,7 @@ def main(argv):
                                   for jit, rates in rates_by_jit.items()}
     for policy in _POLICIES.value:
       for jit in map(_bool, _JIT.value):
-        for shared, spe in itertools.product(map(_bool, _SHARED.value), map(int, _SPE.value)):
+        for shared, spe in itertools.product(map(_bool, _SHARED.value), spes):
           case_cfg = config_lib.replace(cfg, train={"shared_generator_forward": shared})
           row = {"config": name, "batch": batch, "policy": policy, "jit": jit,
                  "shared_generator_forward": shared, "steps_per_execution": spe}
@@ -147,7 +154,7 @@ def _print_table(cases):
     if "error" in c:
       print(f"| {c['config']} | {c['batch']} | {c['policy']} | {c['jit']} | "
             f"{c['shared_generator_forward']} | {c.get('steps_per_execution', 1)} | "
-          f"failed: {c['error'][:60]} |")
+            f"failed: {c['error'][:60]} |")
       continue
     print(f"| {c['config']} | {c['batch']} | {c['policy']} | {c['jit']} | "
           f"{c['shared_generator_forward']} | {c.get('steps_per_execution', 1)} | "

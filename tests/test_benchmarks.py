@@ -3,6 +3,8 @@ and its reading of a TF profiler XSpace (hand-built here), peak-memory and sprea
 import os
 import sys
 
+import keras
+import numpy as np
 import pytest
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -128,8 +130,6 @@ def test_spread_and_peak_memory():
 def test_step_timer_records_one_interval_per_execution():
   """train_step.py divides each interval by steps_per_execution: Keras must call the batch
   callbacks once per execution, not once per step."""
-  import keras  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
   model.compile(optimizer="sgd", loss="mse", steps_per_execution=3)
   timer = common.StepTimer()
