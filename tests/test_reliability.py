@@ -306,3 +306,21 @@ def test_an_export_killed_between_its_steps_leaves_a_loadable_one(tmp_path, stag
   assert detector.config.detect.max_rois == expected
   boxes, scores = detector(np.zeros((40, 40, 3), np.uint8), [[5.0, 5.0, 20.0, 20.0]], [0.5])
   assert boxes.shape == (1, 4)
+
+
+@pytest.mark.parametrize("state_file", ['model_checkpoint_path: "ckpt-4"\n', None])
+def test_a_resume_finds_checkpoints_its_state_file_does_not_list(tmp_path, restore_policy,
+                                                                  state_file):
+  """A state file naming only the latest (valid for TensorFlow), or none at all: the run resumes
+  from the newest checkpoint on disk instead of restarting at step 0 beside it."""
+  cfg = _small()
+  make = lambda seed: synthetic.synthetic_dataset(4, seed)
+  task_lib.Task(cfg).train(make, str(tmp_path))
+  state = tmp_path / "checkpoints" / "checkpoint"
+  if state_file is None:
+    state.unlink()
+  else:
+    state.write_text(state_file)
+  result, _ = task_lib.Task(config_lib.replace(cfg, train={"steps": 6})).train(
+      make, str(tmp_path))
+  assert (result.resumed_from, result.steps) == (4, 6)

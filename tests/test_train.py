@@ -108,3 +108,23 @@ def test_a_finished_run_keeps_its_result_file(tmp_path, restore_policy):
   again, _ = train(cfg, make, str(tmp_path))  # nothing left to train
   assert (tmp_path / "train_result.json").read_bytes() == before
   assert again == first and again.rois_per_second > 0
+
+
+@pytest.mark.parametrize("deterministic,traces", [(False, 1), (True, 3)])
+def test_deterministic_runs_retrace_the_step_function_before_the_executor_inlines(
+    tmp_path, restore_policy, monkeypatch, deterministic, traces):
+  """TensorFlow's executor inlines kernels it measured as cheap from about the 90th call of a
+  function on, differently per process (BUILD_NOTES "Noise floor"); deterministic runs get a new
+  function every loop.STEP_FUNCTION_CALLS calls. Counted here as traces of the GAN step."""
+  from tinyfaces_tf import models  # pylint: disable=g-import-not-at-top
+  from tinyfaces_tf.training import loop  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(loop, "STEP_FUNCTION_CALLS", 2)
+  traced = []
+  step = models.TinyFacesGAN.train_step
+  monkeypatch.setattr(models.TinyFacesGAN, "train_step",
+                      lambda self, data: traced.append(1) or step(self, data))
+  cfg = config_lib.replace(small_demo_config(deterministic=deterministic),
+                          train={"steps": 6, "pretrain_steps": 0, "checkpoint_every": 6})
+  result, _ = train(cfg, lambda seed: synthetic.synthetic_dataset(8, seed), str(tmp_path))
+  assert result.steps == 6
+  assert len(traced) == traces  # once, or at calls 0, 2 and 4 (the one made at 6 is never called)

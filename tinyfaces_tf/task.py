@@ -65,7 +65,9 @@ class Task:
   def restore_models(self, run_dir: str, checkpoint: Optional[str] = None):
     """(generator, discriminator) with the weights of a run's latest (or given) checkpoint."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    checkpoint = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    from tinyfaces_tf.training import loop  # pylint: disable=g-import-not-at-top
+    checkpoint = checkpoint or (loop.checkpoints_on_disk(os.path.join(run_dir, "checkpoints"))
+                                or [None])[-1]
     if not checkpoint:
       raise FileNotFoundError(f"{os.path.join(run_dir, 'checkpoints')}: no checkpoint to restore")
     generator, discriminator = self.build_models()

@@ -19,7 +19,14 @@ from tinyfaces_tf.progress import ProgressCallback
 from tinyfaces_tf.training import workers
 
 RESULT_FILE = "train_result.json"
+CHECKPOINT_NAME = "ckpt"  # checkpoints/<CHECKPOINT_NAME>-<total step>
 GAN_STREAM_OFFSET = 7919  # the GAN phase's batches are another stream than the warm start's
+# TensorFlow's executor starts every kernel at a cost estimate of 1e8 cycles, decays it by 9/10 per
+# run and runs a kernel it then deems cheap (< 8000 cycles) inline on whichever thread is at hand:
+# from about the 90th call of a step function on, which depends on timing, and a run's arithmetic
+# then differs per process (BUILD_NOTES "Noise floor"). Deterministic runs re-trace the step
+# function before that: every STEP_FUNCTION_CALLS calls.
+STEP_FUNCTION_CALLS = 64
 # Sections a resumed run must share with the run directory's config.json: they decide the
 # variables in the checkpoint and what the RoIs look like.
 _FIXED_SECTIONS = ("generator", "discriminator", "crop", "data")
@@ -101,6 +108,20 @@ class _CheckpointEvery(keras.callbacks.Callback):
     logging.info("checkpoint %s", path)
 
 
+class _FreshStepFunction(keras.callbacks.Callback):
+  """Re-traces the model's train function every ``calls`` calls (see STEP_FUNCTION_CALLS): a new
+  function gets a new executor, whose kernels all start as expensive. A few seconds a time."""
+
+  def __init__(self):
+    super().__init__()
+    self.calls, self.done = STEP_FUNCTION_CALLS, 0
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.done += 1
+    if self.done % self.calls == 0:
+      self.model.make_train_function(force=True)  # fit looks the function up at every step
+
+
 class NonFiniteLossError(FloatingPointError):
   """A loss term became NaN or infinite; the run stopped before checkpointing it."""
 
@@ -124,10 +145,30 @@ class _StopOnNonFinite(keras.callbacks.Callback):
           f"good checkpoint is {self.manager.latest_checkpoint or 'none (nothing saved yet)'}")
 
 
+def _checkpoint_number(prefix):
+  number = prefix.rsplit("-", 1)[-1]
+  return int(number) if number.isdigit() else -1
+
+
+def checkpoints_on_disk(directory: str) -> list:
+  """The checkpoint prefixes in ``directory``, oldest first: those its state file lists, the one
+  it names as latest, and any whose ``.index`` file is there unlisted (a state file written by
+  hand or by another tool naming only the latest, or lost). So a resume never restarts from step
+  0 beside a checkpoint, to overwrite it later."""
+  state = tf.train.get_checkpoint_state(directory)
+  listed = [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if state else []
+  present = [index[:-len(".index")] for index in
+             tf.io.gfile.glob(os.path.join(directory, f"{CHECKPOINT_NAME}-*.index"))]
+  # One path per step number (the state file may spell it absolute); files found win.
+  by_number = {_checkpoint_number(path): path for path in [*listed, *present]}
+  return [by_number[n] for n in sorted(by_number) if n >= 0]
+
+
 def restore_latest_good(ckpt, manager):
   """Restores the newest checkpoint that reads back cleanly; a corrupt or truncated one is
   reported with its path and the next older one is tried. Returns the path restored, or None."""
-  for path in reversed(manager.checkpoints):
+  candidates = checkpoints_on_disk(manager.directory)
+  for path in reversed(candidates):
     try:
       ckpt.restore(path).assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
@@ -135,9 +176,9 @@ def restore_latest_good(ckpt, manager):
             f"{str(e).splitlines()[0][:200]}); trying the one before", flush=True)
       continue
     return path
-  if manager.checkpoints:
+  if candidates:
     raise ValueError(f"no checkpoint in {manager.directory} can be restored: "
-                     f"{', '.join(manager.checkpoints)}")
+                     f"{', '.join(candidates)}")
   return None
 
 
@@ -241,10 +282,11 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, step
   chief = own_dir == out_dir
   ckpt = models.make_checkpoint(gan, pretrain_optimizer=pretrainer.optimizer)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(out_dir, "checkpoints"),
-                                       max_to_keep=tc.keep_checkpoints)
+                                       max_to_keep=tc.keep_checkpoints,
+                                       checkpoint_name=CHECKPOINT_NAME)
   # Every worker resumes from the chief's checkpoints; a non-chief saves into its own directory.
   save_manager = manager if chief else tf.train.CheckpointManager(
-      ckpt, os.path.join(own_dir, "checkpoints"), max_to_keep=1)
+      ckpt, os.path.join(own_dir, "checkpoints"), max_to_keep=1, checkpoint_name=CHECKPOINT_NAME)
   restored = restore_latest_good(ckpt, manager)
   if restored:
     logging.info("resumed from %s", restored)
@@ -267,6 +309,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, step
   if chief and sample_batch is None:
     sample_batch = next(iter(make_dataset(tc.seed)))
   chunk = max(1, tc.checkpoint_every)
+  fresh = lambda: [_FreshStepFunction()] if tc.deterministic else []
   start = time.time()
   if remaining_pre:
     print(f"MSE pre-training of the generator: steps {pre_step()}..{tc.pretrain_steps}",
@@ -274,7 +317,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, step
     _fit_in_chunks(pretrainer, dataset, remaining_pre, chunk, pre_step, [
         _StopOnNonFinite("pre-training", pre_step, manager),
         _CheckpointEvery(save_manager, total_step),
-        ProgressCallback(tc.pretrain_steps, pre_step(), shown=("g_mse",))])
+        ProgressCallback(tc.pretrain_steps, pre_step(), shown=("g_mse",)), *fresh()])
   dataset = distributed_input(strategy, make_dataset, tc.seed + GAN_STREAM_OFFSET, gan_step())
   gan_start, steps_before = time.time(), gan_step()
   history = {}
@@ -284,7 +327,7 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, step
     callbacks = [
         _StopOnNonFinite("GAN", gan_step, manager),
         _CheckpointEvery(save_manager, total_step),
-        ProgressCallback(n_total, gan_step(), shown=("d_loss", "g_loss", "g_mse"))]
+        ProgressCallback(n_total, gan_step(), shown=("d_loss", "g_loss", "g_mse")), *fresh()]
     if chief:  # TensorBoard is the chief's alone
       writer = tf.summary.create_file_writer(os.path.join(out_dir, "tb", "images"))
       callbacks += [keras.callbacks.TensorBoard(os.path.join(out_dir, "tb"), update_freq="epoch"),
