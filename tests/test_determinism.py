@@ -2,7 +2,8 @@
 configuration trained with the same seed on real RoIs in two processes, one after the other, with
 the default multi-threaded kernels, gives the same weights, the same detections and so the same AP
 to the last digit. (Before Grappler's arithmetic optimizer was turned off with it, about one
-process in seven built a differently rounding graph; BUILD_NOTES.md, "Noise floor".)"""
+process in seven built a differently rounding graph; and past about 90 GAN steps each process
+drifted until the step function was re-traced every 64 calls: BUILD_NOTES.md, "Noise floor".)"""
 import json
 import os
 import subprocess

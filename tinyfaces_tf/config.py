@@ -88,9 +88,10 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints (a killed run resumes from the last).
     keep_checkpoints: checkpoints kept on disk.
     seed: seed of weight init and the input order.
-    deterministic: op determinism, one inter-op thread, a fixed input order and Grappler's
-      arithmetic optimizer off (same seed -> the same run bit for bit within a process; across
-      processes short runs repeat, long ones can drift; training.loop.enable_determinism).
+    deterministic: op determinism, one inter-op thread, a fixed input order, Grappler's
+      arithmetic optimizer off and the step function re-traced every 64 calls (same seed -> the
+      same run bit for bit, also in another process on the same machine;
+      training.loop.enable_determinism and STEP_FUNCTION_CALLS).
     shared_generator_forward: one G forward per GAN step, shared by the D and G updates (the D
       update then sees SR made with G's batch statistics; models.TinyFacesGAN).
   """

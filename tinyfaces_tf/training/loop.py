@@ -58,9 +58,10 @@ def _schedule(base, boundaries, factor):
 
 
 def enable_determinism():
-  """Op determinism, one inter-op thread and Grappler's arithmetic optimizer off: the same seed
-  repeats a run bit for bit within a process, and short runs also across processes; a full
-  demo schedule can still drift across processes (BUILD_NOTES.md, "Noise floor").
+  """Op determinism, one inter-op thread and Grappler's arithmetic optimizer off: with the
+  re-traced step function of ``train.deterministic`` runs (STEP_FUNCTION_CALLS), the same seed
+  repeats a run bit for bit within a process and across processes on the same machine
+  (BUILD_NOTES.md, "Noise floor").
 
   Op determinism alone is not enough on CPU. Measured here (2-core AMD EPYC, demo-scale GAN step,
   batch 32, 10 steps from the same weights and batches in one process): with several inter-op
