@@ -89,9 +89,9 @@ class TrainConfig:
     keep_checkpoints: checkpoints kept on disk.
     seed: seed of weight init and the input order.
     deterministic: op determinism, one inter-op thread, a fixed input order, Grappler's
-      arithmetic optimizer off and the step function re-traced every 64 calls (same seed -> the
-      same run bit for bit, also in another process on the same machine;
-      training.loop.enable_determinism and STEP_FUNCTION_CALLS).
+      arithmetic optimizer off and, on a CPU without jit_compile, the step function re-traced
+      every 64 calls (same seed -> the same run bit for bit, also in another process on the
+      same CPU; training.loop.enable_determinism and STEP_FUNCTION_CALLS).
     shared_generator_forward: one G forward per GAN step, shared by the D and G updates (the D
       update then sees SR made with G's batch statistics; models.TinyFacesGAN).
   """

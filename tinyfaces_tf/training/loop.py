@@ -24,8 +24,8 @@ GAN_STREAM_OFFSET = 7919  # the GAN phase's batches are another stream than the 
 # TensorFlow's executor starts every kernel at a cost estimate of 1e8 cycles, decays it by 9/10 per
 # run and runs a kernel it then deems cheap (< 8000 cycles) inline on whichever thread is at hand:
 # from about the 90th call of a step function on, which depends on timing, and a run's arithmetic
-# then differs per process (BUILD_NOTES "Noise floor"). Deterministic runs re-trace the step
-# function before that: every STEP_FUNCTION_CALLS calls.
+# then differs per process (BUILD_NOTES "Noise floor"). Deterministic runs on the CPU re-trace the
+# step function before that: every STEP_FUNCTION_CALLS calls.
 STEP_FUNCTION_CALLS = 64
 # Sections a resumed run must share with the run directory's config.json: they decide the
 # variables in the checkpoint and what the RoIs look like.
@@ -310,7 +310,11 @@ def _run(gan, pretrainer, config, make_dataset, out_dir, own_dir, strategy, step
   if chief and sample_batch is None:
     sample_batch = next(iter(make_dataset(tc.seed)))
   chunk = max(1, tc.checkpoint_every)
-  fresh = lambda: [_FreshStepFunction()] if tc.deterministic else []
+  # Only where the executor runs the step op by op on the CPU: under XLA the step is one kernel,
+  # and the executor never counts GPU kernels as expensive; a re-trace there costs a re-compile.
+  retrace = (tc.deterministic and not tc.jit_compile
+             and not tf.config.list_logical_devices("GPU"))
+  fresh = lambda: [_FreshStepFunction()] if retrace else []
   start = time.time()
   if remaining_pre:
     print(f"MSE pre-training of the generator: steps {pre_step()}..{tc.pretrain_steps}",
