@@ -66,10 +66,12 @@ class Task:
     """(generator, discriminator) with the weights of a run's latest (or given) checkpoint."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from tinyfaces_tf.training import loop  # pylint: disable=g-import-not-at-top
-    checkpoint = checkpoint or (loop.checkpoints_on_disk(os.path.join(run_dir, "checkpoints"))
-                                or [None])[-1]
+    directory = os.path.join(run_dir, "checkpoints")
+    # The state file's latest; else the newest on disk (a state file lost or listing nothing).
+    checkpoint = (checkpoint or tf.train.latest_checkpoint(directory)
+                  or (loop.checkpoints_on_disk(directory) or [None])[-1])
     if not checkpoint:
-      raise FileNotFoundError(f"{os.path.join(run_dir, 'checkpoints')}: no checkpoint to restore")
+      raise FileNotFoundError(f"{directory}: no checkpoint to restore")
     generator, discriminator = self.build_models()
     tf.train.Checkpoint(generator=generator, discriminator=discriminator).restore(
         checkpoint).expect_partial()
