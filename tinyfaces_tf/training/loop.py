@@ -110,16 +110,16 @@ class _CheckpointEvery(keras.callbacks.Callback):
 
 
 class _FreshStepFunction(keras.callbacks.Callback):
-  """Re-traces the model's train function every ``calls`` calls (see STEP_FUNCTION_CALLS): a new
-  function gets a new executor, whose kernels all start as expensive. A few seconds a time."""
+  """Re-traces the model's train function every STEP_FUNCTION_CALLS calls: a new function gets a
+  new executor, whose kernels all start as expensive. A few seconds a time."""
 
   def __init__(self):
     super().__init__()
-    self.calls, self.done = STEP_FUNCTION_CALLS, 0
+    self.done = 0
 
   def on_train_batch_end(self, batch, logs=None):
     self.done += 1
-    if self.done % self.calls == 0:
+    if self.done % STEP_FUNCTION_CALLS == 0:
       self.model.make_train_function(force=True)  # fit looks the function up at every step
 
 
@@ -143,7 +143,8 @@ class _StopOnNonFinite(keras.callbacks.Callback):
       values = ", ".join(f"{k}={float(logs[k])}" for k in bad)
       raise NonFiniteLossError(
           f"{self.phase} step {self.step_fn()}: non-finite loss {values}; stopped, the last "
-          f"good checkpoint is {self.manager.latest_checkpoint or 'none (nothing saved yet)'}")
+          f"good checkpoint is "
+          f"{(checkpoints_on_disk(self.manager.directory) or ['none (nothing saved yet)'])[-1]}")
 
 
 def _checkpoint_number(prefix):
