@@ -2,10 +2,12 @@
 shapes (``benchmarks/train_step.py --configs=public``).
 
   git clone https://github.com/EthanGuan/Finding-Tiny-Faces-with-GAN /tmp/ftfgan
-  pip install torch torchvision            # CPU or CUDA builds; not a dependency of this package
+  pip install torch torchvision matplotlib # CPU or CUDA builds (its tools.py imports matplotlib);
+                                           # not dependencies of this package
   python benchmarks/public_impl.py --checkout=/tmp/ftfgan --json=benchmarks/results/public_impl.json
   python benchmarks/train_step.py --configs=public --json=benchmarks/results/train_step_public.json
   python benchmarks/public_impl.py --checkout=/tmp/ftfgan --ours_json=benchmarks/results/train_step_public.json
+  python benchmarks/public_impl.py --conv_shapes=16x128x128x256:256   # torch's own conv rate
 
 That repository has no license, so nothing of it is copied here: its ``models.py`` (Generator,
 Discriminator) and ``tools.py`` (G_loss, D_loss, weights_init_normal) are imported from the
@@ -39,6 +41,11 @@ _OURS_JSON = flags.DEFINE_string("ours_json", None, "train_step.py's JSON with c
                                  "cases: print the ratios ours / theirs.")
 _JSON = flags.DEFINE_string("json", None, "Write the figures here (and read them back with "
                             "--ours_json).")
+_CONV_SHAPES = flags.DEFINE_list(
+    "conv_shapes", [], "Also time torch's own 3x3 stride-1 'same' convolutions at these shapes, "
+    "BATCHxHxWxIN:OUT (e.g. 16x128x128x256:256, the dominant shapes benchmarks/train_step.py "
+    "--configs=public prints), forward and backward per precision, as layer_rates.py times "
+    "TensorFlow's: is the ceiling the CPU's or one library's?")
 
 _LR, _HR = 32, 128
 
@@ -166,6 +173,60 @@ def measure(checkout, precision, faces, steps, warmup):
           "achieved_gflops": round(counter.get_total_flops() / median / 1e9, 1)}
 
 
+def _parse_conv_shape(text):
+  try:
+    dims, out = text.split(":")
+    batch, height, width, channels = (int(v) for v in dims.split("x"))
+    return batch, height, width, channels, int(out)
+  except ValueError:
+    raise app.UsageError(f"--conv_shapes: expected BATCHxHxWxIN:OUT, got {text!r}") from None
+
+
+def _seconds_per_call(fn, repeats=3, min_seconds=0.2):
+  """Median of ``repeats`` sustained samples of at least ``min_seconds`` (layer_rates' method)."""
+  for _ in range(2):
+    fn()
+  calls = 1
+  while True:
+    start = time.perf_counter()
+    for _ in range(calls):
+      fn()
+    seconds = time.perf_counter() - start
+    if seconds >= min_seconds:
+      break
+    calls *= 2
+  samples = [seconds / calls]
+  for _ in range(repeats - 1):
+    start = time.perf_counter()
+    for _ in range(calls):
+      fn()
+    samples.append((time.perf_counter() - start) / calls)
+  return statistics.median(samples)
+
+
+def conv_rates(shape, precision):
+  """torch's forward and backward (input + weight gradients, 2x the forward's FLOPs) GFLOP/s of
+  one convolution shape, channels-last, in float32 or bfloat16 tensors."""
+  import torch  # pylint: disable=g-import-not-at-top
+  batch, height, width, channels, out = shape
+  dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+  gen = torch.Generator().manual_seed(0)
+  x = torch.randn(batch, channels, height, width, generator=gen).to(
+      dtype=dtype, memory_format=torch.channels_last)
+  w = torch.randn(out, channels, 3, 3, generator=gen).to(
+      dtype=dtype, memory_format=torch.channels_last)
+  conv = functools.partial(torch.nn.functional.conv2d, stride=1, padding=1)
+  with torch.no_grad():
+    dy = torch.ones_like(conv(x, w))
+    forward = lambda: conv(x, w)
+    backward = lambda: torch.ops.aten.convolution_backward(
+        dy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False])
+    flops = 2 * batch * height * width * channels * out * 9
+    return {"shape": f"{batch}x{height}x{width}x{channels}:{out}", "precision": precision,
+            "fwd_gflops": round(flops / _seconds_per_call(forward) / 1e9, 1),
+            "bwd_gflops": round(2 * flops / _seconds_per_call(backward) / 1e9, 1)}
+
+
 def compare(theirs, ours_path):
   """Rows of ours / theirs for matching precisions (float32 vs float32, bf16 vs mixed_bfloat16)."""
   with open(ours_path) as f:
@@ -186,6 +247,12 @@ def main(argv):
   del argv
   import torch  # pylint: disable=g-import-not-at-top
   theirs = []
+  shapes = [_parse_conv_shape(text) for text in _CONV_SHAPES.value]  # before any timing
+  rates = []
+  for shape in shapes:
+    for precision in _PRECISIONS.value:
+      rates.append(conv_rates(shape, precision))
+      print(rates[-1], flush=True)
   if _CHECKOUT.value:
     for precision in _PRECISIONS.value:
       row = measure(_CHECKOUT.value, precision, _FACES.value, _STEPS.value, _WARMUP.value)
@@ -193,14 +260,14 @@ def main(argv):
       theirs.append(row)
     report = {"torch": torch.__version__, "threads": torch.get_num_threads(),
               "checkout": os.path.abspath(_CHECKOUT.value), "python": sys.version.split()[0],
-              "cases": theirs}
+              "cases": theirs, "conv_rates": rates}
     if _JSON.value:
       with open(_JSON.value, "w") as f:
         json.dump(report, f, indent=1)
   elif _JSON.value:
     with open(_JSON.value) as f:
       theirs = json.load(f)["cases"]
-  else:
+  elif not rates:
     raise app.UsageError("give --checkout (measure) or --json (a previous measurement)")
   if _OURS_JSON.value:
     compare(theirs, _OURS_JSON.value)
