@@ -245,9 +245,9 @@ def compare(theirs, ours_path):
 
 def main(argv):
   del argv
+  shapes = [_parse_conv_shape(text) for text in _CONV_SHAPES.value]  # before any timing
   import torch  # pylint: disable=g-import-not-at-top
   theirs = []
-  shapes = [_parse_conv_shape(text) for text in _CONV_SHAPES.value]  # before any timing
   rates = []
   for shape in shapes:
     for precision in _PRECISIONS.value:

@@ -1,6 +1,7 @@
 """The arithmetic and parsing inside benchmarks/: the step roofline, the profile's op categories
 and its reading of a TF profiler XSpace (hand-built here), peak-memory and spread helpers."""
 import os
+import subprocess
 import sys
 
 import keras
@@ -144,6 +145,17 @@ def test_public_implementation_config_has_its_shapes():
   assert (cfg.crop.lr_size, cfg.crop.hr_size, cfg.train.batch_size) == (32, 128, 16)
   assert (cfg.discriminator.backbone, cfg.discriminator.reg_branch) == ("vgg19", False)
   assert cfg.generator.residual_units == 8
+
+
+@pytest.mark.parametrize("shapes", ["16x128x128:64", "16x128x128x64", "16x128x128x64:x"])
+def test_public_impl_rejects_a_conv_shape_it_cannot_read_before_importing_torch(shapes):
+  # A subprocess: the script's absl flags (--steps, ...) would clash with the CLI's in this one.
+  script = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "public_impl.py")
+  result = subprocess.run([sys.executable, script, f"--conv_shapes={shapes}"],
+                          capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 1
+  assert f"--conv_shapes: expected BATCHxHxWxIN:OUT, got {shapes!r}" in result.stderr
+  assert "No module named 'torch'" not in result.stderr
 
 
 @pytest.mark.parametrize("op_type,expected", [
