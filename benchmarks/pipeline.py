@@ -4,6 +4,7 @@ step consumes.
   python benchmarks/pipeline.py                        # synthetic in-memory path only
   python benchmarks/pipeline.py --data_dir=DATA_DIR    # plus a built wider_face_rois split
   python benchmarks/pipeline.py --train_step_json=benchmarks/results/train_step.json
+  python benchmarks/pipeline.py --encoded=false        # the serial part's rate (no PNG decode)
 
 The synthetic path feeds PNG-encoded LR / HR patches (what TFDS stores) of each config's patch
 sizes through the same filter / resample / decode / batch chain, so it measures the pipeline
@@ -30,6 +31,9 @@ _BATCH = flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 _BATCHES = flags.DEFINE_integer("batches", 200, "Batches timed (after the warm-up).")
 _WARMUP = flags.DEFINE_integer("warmup", 20, "Batches skipped before timing (buffers filling).")
 _SYNTHETIC_N = flags.DEFINE_integer("synthetic_examples", 2000, "Distinct synthetic examples.")
+_ENCODED = flags.DEFINE_bool("encoded", True, "Feed PNG-encoded patches (what TFDS stores). "
+                             "False: decoded uint8 patches, no PNG decode: the rate of the "
+                             "pipeline's serial part, which a host with many cores approaches.")
 _CONFIGS = flags.DEFINE_list("configs", ["journal"], "Configs whose patch sizes are fed "
                              "(default: those in --train_step_json, else journal).")
 _TRAIN_STEP_JSON = flags.DEFINE_string("train_step_json", None,
@@ -37,15 +41,16 @@ _TRAIN_STEP_JSON = flags.DEFINE_string("train_step_json", None,
 _JSON = flags.DEFINE_string("json", None, "Also write the figures here.")
 
 
-def synthetic_source(n, crop, seed=0):
-  """n PNG-encoded random patches of ``crop``'s sizes, 1 face in 3, a few ignored (label -1)."""
+def synthetic_source(n, crop, seed=0, encoded=True):
+  """n random patches of ``crop``'s sizes (PNG-encoded unless ``encoded`` is False), 1 face in
+  3, a few ignored (label -1)."""
   rng = np.random.default_rng(seed)
   lr = rng.integers(0, 256, (n, crop.lr_size, crop.lr_size, 3), dtype=np.uint8)
   hr = rng.integers(0, 256, (n, crop.hr_size, crop.hr_size, 3), dtype=np.uint8)
   labels = rng.choice([1, 0, 0, -1], size=n, p=[0.3, 0.3, 0.3, 0.1]).astype(np.int64)
   return tf.data.Dataset.from_tensor_slices({
-      "lr": tf.stack([tf.io.encode_png(x) for x in lr]),
-      "hr": tf.stack([tf.io.encode_png(x) for x in hr]),
+      "lr": tf.stack([tf.io.encode_png(x) for x in lr]) if encoded else lr,
+      "hr": tf.stack([tf.io.encode_png(x) for x in hr]) if encoded else hr,
       "label": labels,
       "box_target": rng.normal(size=(n, 4)).astype(np.float32),
   }).cache()
@@ -79,12 +84,15 @@ def main(argv):
     with open(_TRAIN_STEP_JSON.value) as f:
       steps = [c for c in json.load(f)["cases"] if "rois_per_s" in c]
   names = sorted({c["config"] for c in steps}) or _CONFIGS.value
-  report = {"machine": common.machine(), "batch": _BATCH.value, "synthetic": {}, "ratios": []}
+  report = {"machine": common.machine(), "batch": _BATCH.value, "encoded": _ENCODED.value,
+            "synthetic": {}, "ratios": []}
   for name in names:
     crop = common.get_config(name).crop
     report["synthetic"][name] = rois_per_second(
-        f"synthetic {name} ({crop.lr_size}/{crop.hr_size} px)",
-        pipeline.make_training_dataset(synthetic_source(_SYNTHETIC_N.value, crop), config,
+        f"synthetic {name} ({crop.lr_size}/{crop.hr_size} px"
+        f"{'' if _ENCODED.value else ', decoded'})",
+        pipeline.make_training_dataset(synthetic_source(_SYNTHETIC_N.value, crop,
+                                                        encoded=_ENCODED.value), config,
                                        _BATCH.value, crop=crop), _BATCH.value)
   if _DATA_DIR.value:
     source = pipeline.load_split(_DATA_DIR.value, _SPLIT.value, _CONFIG.value)

@@ -133,6 +133,22 @@ def test_no_face_fraction_keeps_natural_mix():
   assert labels.size == 500 and labels.sum() == 100  # every example once, 1 in 5 is a face
 
 
+@pytest.mark.parametrize("face_fraction", [None, 1.0, 0.0])
+def test_class_selection_keeps_source_order_across_blocks(face_fraction):
+  # Without shuffling, each class is its source examples in order: a NumPy reference over more
+  # examples than one selection block holds (ids in box_target[:, 0]; ignored ones every 7th).
+  n = 2 * pipeline.SELECT_BLOCK + 37
+  ids = np.arange(n)
+  labels = np.where(ids % 5 == 0, 1, 0)
+  labels[ids % 7 == 1] = -1
+  wanted = {None: labels >= 0, 1.0: labels == 1, 0.0: labels == 0}[face_fraction]
+  config = cfg(batch_size=1, face_fraction=face_fraction, shuffle_buffer=0, repeat=False,
+               deterministic=True)
+  seen = np.concatenate([b["box_target"][:, 0] for b in
+                         make(_synthetic(n, ignored_every=7), config).as_numpy_iterator()])
+  np.testing.assert_array_equal(seen, ids[wanted])
+
+
 def test_deterministic_mode_repeats_exactly():
   def run(seed):
     config = cfg(batch_size=16, face_fraction=0.4, shuffle_buffer=100,

@@ -7,9 +7,9 @@ Batches are the dict the GAN's `train_step` takes:
 `{"lr": f32 [B,16,16,3] in [-1,1], "hr": f32 [B,64,64,3] in [-1,1], "label": i32 [B],
 "box_target": f32 [B,4]}`.
 
-Order of operations: drop ignored RoIs -> split foreground / background -> shuffle + repeat each
--> `sample_from_datasets` at the configured foreground fraction -> decode + rescale (parallel map)
--> batch (drop_remainder, static shapes) -> prefetch. Shuffling before decoding keeps the shuffle
+Order of operations: split foreground / background (ignored RoIs in neither) -> shuffle + repeat
+each -> `sample_from_datasets` at the configured foreground fraction -> decode + rescale (parallel
+map) -> batch (drop_remainder, static shapes) -> prefetch. Shuffling before decoding keeps the shuffle
 buffers small (encoded PNGs are a few hundred bytes).
 """
 import dataclasses
@@ -147,6 +147,21 @@ def _keep_train_keys(example):
   return {k: example[k] for k in TRAIN_KEYS}
 
 
+# Examples per vectorised label selection. The class split is the serial part of the pipeline
+# (each class reads the whole source, so about 3.3 examples pass it per RoI at a 0.4 face
+# fraction); one boolean mask per block instead of one filter call per example is 3x its rate and
+# keeps the same examples in the same order (BUILD_NOTES "Performance").
+SELECT_BLOCK = 256
+
+
+def _select(dataset, keep_label):
+  """The examples whose label passes ``keep_label`` (a vectorised predicate), in source order."""
+  def mask(block):
+    keep = keep_label(block["label"])
+    return {key: tf.boolean_mask(value, keep) for key, value in block.items()}
+  return dataset.batch(SELECT_BLOCK).map(mask).unbatch()
+
+
 def _seed(seed, offset):
   return None if seed is None else seed + offset
 
@@ -187,14 +202,13 @@ def make_training_dataset(source: Source, config: PipelineConfig, batch_size: in
   if input_context is not None and input_context.num_input_pipelines > 1:
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   dataset = dataset.map(_keep_train_keys)  # drop roi / iou / filename before buffering
-  # Ignored RoIs (IoU between the background and face thresholds) never reach training.
-  dataset = dataset.filter(lambda ex: ex["label"] >= 0)
-
+  # Ignored RoIs (label -1: IoU between the background and face thresholds) never reach
+  # training: neither class below selects them.
   if config.face_fraction is None:
-    dataset = _shuffle_repeat(dataset, config, seed, 0)
+    dataset = _shuffle_repeat(_select(dataset, lambda label: label >= 0), config, seed, 0)
   else:
-    faces = dataset.filter(lambda ex: ex["label"] >= 1)
-    background = dataset.filter(lambda ex: ex["label"] == 0)
+    faces = _select(dataset, lambda label: label >= 1)
+    background = _select(dataset, lambda label: label == 0)
     # Each class is shuffled and repeated on its own, so the mix is set by the sampling
     # weights alone, whatever the class ratio on disk.
     dataset = tf.data.Dataset.sample_from_datasets(
