@@ -4,14 +4,12 @@ roofline that roofline.py prints and train_step.py / detect.py divide by (see ro
 A timed sample queues calls back to back and waits once, for the last: on a GPU a call returns
 before its kernels finish, so timing one call at a time measures the host's launch and sync
 latency (a 0.5 ms conv then reads as a few TFLOP/s). Each sample holds enough calls to last at
-least ``MIN_SAMPLE_SECONDS``; on a CPU one call of a dominant shape already does. On a GPU a
+least ``sampling.MIN_SAMPLE_SECONDS``; on a CPU one call of a dominant shape already does. On a GPU a
 shape whose call is shorter than the host's dispatch of one call (about 0.1 ms: the journal D's
 8x8 and 4x4 layers at batch 128) is still dispatch-bound, so its rate and a model roofline made of
 such shapes read low; a compiled step runs them without per-op dispatch and can exceed that
 roofline (BUILD_NOTES.md, "GPU (H100)")."""
 import collections
-import math
-import statistics
 import time
 
 import keras
@@ -19,7 +17,8 @@ import tensorflow as tf
 
 from tinyfaces_tf import flops
 
-MIN_SAMPLE_SECONDS = 0.2
+import sampling  # benchmarks/, first on sys.path
+
 
 
 def _signature(layer):
@@ -102,14 +101,7 @@ def seconds_per_call(fn, x, repeats):
   """Median over ``repeats`` samples of one call's sustained time (see the module docstring)."""
   for _ in range(2):  # trace + warm up (autotuning)
     _block(fn(x))
-  calls = 1
-  while True:
-    seconds = _sample(fn, x, calls)
-    if seconds >= MIN_SAMPLE_SECONDS:
-      break
-    calls = max(calls * 2, math.ceil(calls * 1.2 * MIN_SAMPLE_SECONDS / max(seconds, 1e-6)))
-  times = [seconds / calls] + [_sample(fn, x, calls) / calls for _ in range(repeats - 1)]
-  return statistics.median(times)
+  return sampling.seconds_per_call(lambda calls: _sample(fn, x, calls), repeats)
 
 
 def _sample(fn, x, calls):

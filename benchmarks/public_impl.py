@@ -31,6 +31,8 @@ import types
 from absl import app
 from absl import flags
 
+import sampling  # benchmarks/, first on sys.path; imports no framework
+
 _CHECKOUT = flags.DEFINE_string("checkout", None, "A clone of EthanGuan/Finding-Tiny-Faces-with-GAN.")
 _PRECISIONS = flags.DEFINE_list("precisions", ["float32", "bf16"], "float32 and/or bf16.")
 _FACES = flags.DEFINE_integer("faces", 8, "Faces (and as many backgrounds) per step: its "
@@ -182,26 +184,17 @@ def _parse_conv_shape(text):
     raise app.UsageError(f"--conv_shapes: expected BATCHxHxWxIN:OUT, got {text!r}") from None
 
 
-def _seconds_per_call(fn, repeats=3, min_seconds=0.2):
-  """Median of ``repeats`` sustained samples of at least ``min_seconds`` (layer_rates' method)."""
+def _seconds_per_call(fn, repeats=3):
+  """layer_rates' measure of one call's sustained time, for a torch call on the CPU (which
+  returns when done)."""
+  def sample(calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+      fn()
+    return time.perf_counter() - start
   for _ in range(2):
-    fn()
-  calls = 1
-  while True:
-    start = time.perf_counter()
-    for _ in range(calls):
-      fn()
-    seconds = time.perf_counter() - start
-    if seconds >= min_seconds:
-      break
-    calls *= 2
-  samples = [seconds / calls]
-  for _ in range(repeats - 1):
-    start = time.perf_counter()
-    for _ in range(calls):
-      fn()
-    samples.append((time.perf_counter() - start) / calls)
-  return statistics.median(samples)
+    sample(1)
+  return sampling.seconds_per_call(sample, repeats)
 
 
 def conv_rates(shape, precision):

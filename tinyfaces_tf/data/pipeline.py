@@ -9,8 +9,8 @@ Batches are the dict the GAN's `train_step` takes:
 
 Order of operations: split foreground / background (ignored RoIs in neither) -> shuffle + repeat
 each -> `sample_from_datasets` at the configured foreground fraction -> decode + rescale (parallel
-map) -> batch (drop_remainder, static shapes) -> prefetch. Shuffling before decoding keeps the shuffle
-buffers small (encoded PNGs are a few hundred bytes).
+map) -> batch (drop_remainder, static shapes) -> prefetch. Shuffling before decoding keeps the
+shuffle buffers small (encoded PNGs are a few hundred bytes).
 """
 import dataclasses
 from typing import Callable, Optional, Union
